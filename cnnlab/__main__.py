@@ -1,0 +1,5 @@
+"""``python -m cnnlab``."""
+
+from cnnlab.cli import main
+
+raise SystemExit(main())

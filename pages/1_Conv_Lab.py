@@ -1,0 +1,5 @@
+"""Conv Lab page."""
+
+from cnnlab.ui import page_header
+
+page_header("Conv Lab", "🔬")

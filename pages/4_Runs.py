@@ -1,0 +1,5 @@
+"""Runs page."""
+
+from cnnlab.ui import page_header
+
+page_header("Runs", "📊")
