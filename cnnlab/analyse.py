@@ -1,0 +1,710 @@
+"""Model or spec → per-layer rows and totals, without real weights.
+
+A forward pass on the ``meta`` device (shapes only) with hooks on the leaf modules; every leaf's
+numbers and formula text come from the rule table in :mod:`cnnlab.rules`. Parameters that no
+executed leaf holds (a leaf not run in ``forward``, a container holding a tensor directly) still
+get a row, so the params total always equals ``sum(p.numel() for p in model.parameters())``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from cnnlab.errors import UserError
+from cnnlab.rules import count_module
+
+if TYPE_CHECKING:
+    from cnnlab.spec import StackSpec
+
+FP32_BYTES = 4
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """One leaf module's place in the forward pass and what it costs."""
+
+    name: str
+    type: str
+    group: str
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    params: int
+    trainable_params: int
+    macs: int
+    flops: int
+    activation_bytes: int
+    params_formula: str
+    macs_formula: str
+    flops_formula: str
+    counted: bool
+    receptive_field: int | None = None
+
+
+@dataclass(frozen=True)
+class Totals:
+    params: int
+    trainable_params: int
+    macs: int
+    flops: int
+    activation_bytes: int
+    param_bytes: int
+
+
+@dataclass(frozen=True)
+class Footer:
+    """torchinfo-style memory estimate in MB (10⁶ bytes), counting every layer's activations."""
+
+    input_mb: float
+    forward_backward_mb: float
+    params_mb: float
+    total_mb: float
+
+
+@dataclass(frozen=True)
+class Analysis:
+    model: str
+    input_shape: tuple[int, ...]
+    rows: tuple[LayerRow, ...]
+    totals: Totals
+    footer: Footer
+    error: str | None = None
+    error_layer: int | None = None
+    spec: StackSpec | None = field(default=None, compare=False)
+    """For a spec analysis: the spec actually analysed (after any separable override)."""
+
+
+class ForwardFailed(UserError):
+    """The forward pass failed at ``layer`` (``"features.30 (MaxPool2d)"``) for ``reason``."""
+
+    def __init__(self, reason: str, layer: str | None, kind: str) -> None:
+        self.reason = reason
+        self.layer = layer
+        self.kind = kind  # "size", "channels", "features" or "other"
+        super().__init__(f"{reason} at {layer}" if layer else reason)
+
+
+@dataclass(frozen=True)
+class _Record:
+    name: str
+    module: nn.Module
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+
+
+def _first_tensor(value: Any) -> torch.Tensor | None:
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, (tuple, list)):
+        for item in value:
+            found = _first_tensor(item)
+            if found is not None:
+                return found
+    if isinstance(value, Mapping):
+        for item in value.values():
+            found = _first_tensor(item)
+            if found is not None:
+                return found
+    return None
+
+
+def _shape_of(value: Any) -> tuple[int, ...]:
+    tensor = _first_tensor(value)
+    return tuple(int(s) for s in tensor.shape) if tensor is not None else ()
+
+
+def leaf_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """(dotted name, module) of every module without children, in definition order."""
+    leaves = []
+    for name, module in model.named_modules():
+        if next(iter(module.children()), None) is None:
+            leaves.append((name or type(model).__name__, module))
+    return leaves
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("meta")
+
+
+_SIZE_PATTERNS = (
+    "too small",
+    "can't be greater than actual input size",
+    "non-positive",
+    "should be non-negative",
+    "must be greater than",
+    "pad should be",
+)
+
+
+def _explain(exc: BaseException) -> tuple[str, str]:
+    """(kind, one-line reason) for an exception raised inside a forward pass."""
+    text = " ".join(str(exc).split())
+    m = re.search(r"expected input\[[^\]]*\] to have (\d+) channels, but got (\d+)", text)
+    if m:
+        return "channels", f"expects {m.group(1)} input channels, got {m.group(2)}"
+    m = re.search(
+        r"mat1 and mat2 shapes cannot be multiplied \((\d+)x(\d+) and (\d+)x(\d+)\)", text
+    )
+    if m:
+        return "features", f"expects {int(m.group(3)):,} input features, got {int(m.group(2)):,}"
+    if any(p in text.lower() for p in _SIZE_PATTERNS):
+        return "size", "spatial size reaches 0"
+    first = text[:200] + ("…" if len(text) > 200 else "")
+    return "other", first or type(exc).__name__
+
+
+def run_forward(model: nn.Module, input_shape: Sequence[int]) -> list[_Record]:
+    """One eval-mode forward pass of an input of ``input_shape``; a record per leaf call.
+
+    The input lives where the model's tensors do (``meta`` for a model without any).
+    Raises :class:`ForwardFailed` naming the leaf being run when the pass fails.
+    Hooks are per call: do not analyse the same module object from two threads at once.
+    """
+    records: list[_Record] = []
+    state: dict[str, str | None] = {"current": None, "last": None}
+    handles = []
+
+    def pre_hook(label: str) -> Any:
+        def hook(module: nn.Module, args: Any) -> None:
+            state["current"] = label
+
+        return hook
+
+    def post_hook(name: str, label: str) -> Any:
+        def hook(module: nn.Module, args: Any, output: Any) -> None:
+            records.append(_Record(name, module, _shape_of(args), _shape_of(output)))
+            state["current"] = None
+            state["last"] = label
+
+        return hook
+
+    for name, module in leaf_modules(model):
+        label = f"{name} ({type(module).__name__})"
+        handles.append(module.register_forward_pre_hook(pre_hook(label)))
+        handles.append(module.register_forward_hook(post_hook(name, label)))
+    was_training = model.training
+    try:
+        model.eval()
+        x = torch.empty(tuple(input_shape), device=_model_device(model))
+        with torch.no_grad():
+            model(x)
+    except (RuntimeError, ValueError, AssertionError, IndexError, TypeError) as exc:
+        kind, reason = _explain(exc)
+        layer = state["current"]
+        if layer is None and state["last"] is not None:
+            layer = f"after {state['last']}"
+        raise ForwardFailed(reason, layer, kind) from None
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return records
+
+
+def _group(name: str) -> str:
+    return name.split(".", 1)[0]
+
+
+def analyse_model(model: nn.Module, input_shape: tuple[int, ...], name: str = "model") -> Analysis:
+    """Per-leaf rows and totals of ``model`` for an input of ``input_shape`` (with batch).
+
+    Build the model on the ``meta`` device to count without allocating weights.
+    Raises :class:`ForwardFailed` (a :class:`UserError`) when the model cannot take the input.
+    """
+    input_shape = tuple(int(s) for s in input_shape)
+    records = run_forward(model, input_shape)
+    seen: set[int] = set()
+    rows: list[LayerRow] = []
+
+    def take_params(module: nn.Module, recurse: bool) -> tuple[int, int, int]:
+        total = trainable = nbytes = 0
+        for p in module.parameters(recurse=recurse):
+            if id(p) in seen:
+                continue
+            seen.add(id(p))
+            total += p.numel()
+            nbytes += p.numel() * p.element_size()
+            if p.requires_grad:
+                trainable += p.numel()
+        return total, trainable, nbytes
+
+    param_bytes = 0
+    for rec in records:
+        count = count_module(rec.module, rec.in_shape, rec.out_shape)
+        params, trainable, nbytes = take_params(rec.module, recurse=True)
+        param_bytes += nbytes
+        p_formula = count.params_formula
+        if params != count.params:  # tied weights or a rule that disagrees with the tensors
+            p_formula = f"{params:,} (tensor count; rule gives {count.params_formula})"
+        rows.append(
+            LayerRow(
+                name=rec.name,
+                type=type(rec.module).__name__,
+                group=_group(rec.name),
+                input_shape=rec.in_shape,
+                output_shape=rec.out_shape,
+                params=params,
+                trainable_params=trainable,
+                macs=count.macs,
+                flops=count.flops,
+                activation_bytes=FP32_BYTES * math.prod(rec.out_shape) if rec.out_shape else 0,
+                params_formula=p_formula,
+                macs_formula=count.macs_formula,
+                flops_formula=count.flops_formula,
+                counted=count.counted,
+            )
+        )
+
+    # Parameters outside the executed leaves: leaves never called, tensors held by containers.
+    for mod_name, module in model.named_modules():
+        is_leaf = next(iter(module.children()), None) is None
+        params, trainable, nbytes = take_params(module, recurse=False)
+        if not params:
+            continue
+        param_bytes += nbytes
+        label = mod_name or type(model).__name__
+        why = "not run in forward" if is_leaf else "held directly by a container"
+        rows.append(
+            LayerRow(
+                name=label,
+                type=type(module).__name__,
+                group=_group(label),
+                input_shape=(),
+                output_shape=(),
+                params=params,
+                trainable_params=trainable,
+                macs=0,
+                flops=0,
+                activation_bytes=0,
+                params_formula=f"{params:,} (tensor count; {why})",
+                macs_formula="not counted",
+                flops_formula="not counted",
+                counted=False,
+            )
+        )
+
+    totals = Totals(
+        params=sum(r.params for r in rows),
+        trainable_params=sum(r.trainable_params for r in rows),
+        macs=sum(r.macs for r in rows),
+        flops=sum(r.flops for r in rows),
+        activation_bytes=sum(r.activation_bytes for r in rows),
+        param_bytes=param_bytes,
+    )
+    return Analysis(
+        model=name,
+        input_shape=input_shape,
+        rows=tuple(rows),
+        totals=totals,
+        footer=footer_for(input_shape, totals),
+    )
+
+
+def footer_for(input_shape: Sequence[int], totals: Totals) -> Footer:
+    """Input, forward/backward (2 × every activation), params and total, in MB."""
+    input_mb = FP32_BYTES * math.prod(input_shape) / 1e6
+    fwd_bwd_mb = 2 * totals.activation_bytes / 1e6
+    params_mb = totals.param_bytes / 1e6
+    return Footer(input_mb, fwd_bwd_mb, params_mb, input_mb + fwd_bwd_mb + params_mb)
+
+
+def separable_model(model: nn.Module) -> nn.Module:
+    """Replace (in place) every conv with kernel > 1 and groups = 1 by depthwise + pointwise.
+
+    The depthwise conv keeps kernel, stride, padding and dilation; the pointwise 1×1 conv maps
+    to the output channels; each keeps the original's bias setting. Returns ``model``.
+    """
+    targets = [
+        (name, m)
+        for name, m in model.named_modules()
+        if type(m) is nn.Conv2d and m.groups == 1 and max(m.kernel_size) > 1  # type: ignore[arg-type]
+    ]
+    for name, conv in targets:
+        device = conv.weight.device
+        bias = conv.bias is not None
+        sep = nn.Sequential()
+        sep.add_module(
+            "depthwise",
+            nn.Conv2d(
+                conv.in_channels,
+                conv.in_channels,
+                kernel_size=conv.kernel_size,  # type: ignore[arg-type]
+                stride=conv.stride,  # type: ignore[arg-type]
+                padding=conv.padding,  # type: ignore[arg-type]
+                dilation=conv.dilation,  # type: ignore[arg-type]
+                groups=conv.in_channels,
+                bias=bias,
+                padding_mode=conv.padding_mode,
+                device=device,
+            ),
+        )
+        sep.add_module(
+            "pointwise",
+            nn.Conv2d(conv.in_channels, conv.out_channels, kernel_size=1, bias=bias, device=device),
+        )
+        if not name:  # the model is itself one conv
+            return sep
+        parent_name, _, attr = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, attr, sep)
+    return model
+
+
+def analyse_zoo(
+    name: str,
+    *,
+    input_shape: tuple[int, int, int] | None = None,
+    mnist: bool = False,
+    input_size: int | None = None,
+    separable: bool = False,
+    spec: StackSpec | None = None,
+) -> Analysis:
+    """Analyse a named model (or ``"stack"`` with ``spec``) on the meta device.
+
+    ``input_shape`` (C, H, W) defaults to the model's native input (see
+    :func:`cnnlab.zoo.default_input_shape`). ``separable=True`` is the whole-model what-if:
+    every conv with kernel > 1 and groups = 1 becomes depthwise + pointwise.
+    """
+    from cnnlab import zoo
+
+    if input_shape is None:
+        input_shape = zoo.default_input_shape(name, mnist=mnist, input_size=input_size, spec=spec)
+    else:
+        input_shape = _checked_input(input_shape)
+    model = zoo.build_model(name, mnist=mnist, device="meta", spec=spec)
+    if separable:
+        model = separable_model(model)
+    label = name if name != zoo.STACK or spec is None else spec.name
+    if mnist:
+        label += " (MNIST)"
+    if separable:
+        label += " (separable)"
+    try:
+        return analyse_model(model, (1, *input_shape), name=label)
+    except ForwardFailed as err:
+        raise UserError(zoo.explain_failure(name, model, tuple(input_shape), err)) from None
+
+
+def _checked_input(shape: Sequence[int]) -> tuple[int, int, int]:
+    if len(shape) != 3 or any(isinstance(s, bool) or not isinstance(s, int) for s in shape):
+        raise UserError(f"input shape must be three integers C×H×W, got {tuple(shape)}")
+    c, h, w = shape
+    if not (1 <= c <= 65_536) or not (1 <= h <= 4096) or not (1 <= w <= 4096):
+        raise UserError(
+            f"input shape {c}×{h}×{w} is out of range (channels 1–65,536, height/width 1–4096)"
+        )
+    return (c, h, w)
+
+
+# ---------------------------------------------------------------- specs
+
+
+def analyse_spec(spec: StackSpec, separable: bool | None = None) -> Analysis:
+    """Analyse a Conv Lab stack: rows for the valid prefix, the first invalid layer as error.
+
+    ``separable``: None keeps each layer's flag, True makes every flippable conv separable,
+    False makes every conv regular. Rows are grouped by spec layer (``group`` = its index) and
+    carry that layer's receptive field.
+    """
+    from cnnlab.build import build_stack
+    from cnnlab.spec import check_stack, layer_label, with_separable
+
+    if separable is not None:
+        spec = with_separable(spec, separable)
+    checks = check_stack(spec)
+    bad = next((c for c in checks if c.error is not None), None)
+    n_valid = bad.index if bad is not None else len(spec.layers)
+    prefix = replace(spec, layers=spec.layers[:n_valid])
+    model = build_stack(prefix, device="meta")
+    analysis = analyse_model(model, (1, *spec.input), name=spec.name)
+    rows = tuple(
+        replace(row, receptive_field=checks[int(row.group)].receptive_field)
+        if row.group.isdigit()
+        else row
+        for row in analysis.rows
+    )
+    error = None
+    if bad is not None:
+        error = f"{layer_label(bad.index, spec.layers[bad.index].type)}: {bad.error}"
+    return replace(
+        analysis,
+        rows=rows,
+        error=error,
+        error_layer=bad.index if bad is not None else None,
+        spec=spec,
+    )
+
+
+@dataclass(frozen=True)
+class SpecLayerSummary:
+    """One spec layer: its leaf rows added up (a separable conv is depthwise + pointwise)."""
+
+    index: int
+    type: str
+    label: str
+    output_shape: tuple[int, ...] | None
+    params: int
+    macs: int
+    flops: int
+    activation_bytes: int
+    params_formula: str
+    macs_formula: str
+    receptive_field: int | None
+    error: str | None
+    flops_formula: str = ""
+    separable: bool = False
+    input_shape: tuple[int, ...] | None = None
+
+
+_ROLE = {
+    "conv": "conv",
+    "depthwise": "dw",
+    "pointwise": "pw",
+    "bn": "bn",
+    "dw_bn": "dw bn",
+    "pw_bn": "pw bn",
+    "linear": "linear",
+}
+
+
+def _join_formulas(rows: Sequence[LayerRow], attr: str, value_attr: str) -> str:
+    """One formula for a spec layer: the single contributing leaf's, or ``dw … + pw … = total``."""
+    parts = [r for r in rows if getattr(r, value_attr)]
+    total = sum(getattr(r, value_attr) for r in rows)
+    if not parts:
+        return "0"
+    if len(parts) == 1:
+        return str(getattr(parts[0], attr))
+    terms = []
+    for r in parts:
+        text = str(getattr(r, attr))
+        expr = text.rsplit(" = ", 1)[0] if " = " in text else text
+        expr = re.sub(r" \((bias|scale \+ shift|activation|compares|adds \+ divide)\)", "", expr)
+        if " + " in expr or " − " in expr:
+            expr = f"({expr})"
+        role = _ROLE.get(r.name.rsplit(".", 1)[-1], r.name.rsplit(".", 1)[-1])
+        terms.append(f"{role} {expr}")
+    return f"{' + '.join(terms)} = {total:,}"
+
+
+def summarise_layers(spec: StackSpec, analysis: Analysis) -> list[SpecLayerSummary]:
+    """One summary per spec layer (valid or not), from a :func:`analyse_spec` result."""
+    from cnnlab.spec import check_stack, describe_layer
+
+    spec = analysis.spec or spec
+    checks = check_stack(spec)
+    by_group: dict[str, list[LayerRow]] = {}
+    for row in analysis.rows:
+        by_group.setdefault(row.group, []).append(row)
+    out = []
+    for check, layer in zip(checks, spec.layers, strict=True):
+        rows = by_group.get(str(check.index), [])
+        in_c = check.in_shape[0] if check.in_shape else None
+        out.append(
+            SpecLayerSummary(
+                index=check.index,
+                type=layer.type,
+                label=describe_layer(layer, in_c),
+                output_shape=check.out_shape if check.error is None else None,
+                params=sum(r.params for r in rows),
+                macs=sum(r.macs for r in rows),
+                flops=sum(r.flops for r in rows),
+                activation_bytes=rows[-1].activation_bytes if rows else 0,
+                params_formula=_join_formulas(rows, "params_formula", "params") if rows else "",
+                macs_formula=_join_formulas(rows, "macs_formula", "macs") if rows else "",
+                receptive_field=check.receptive_field,
+                error=check.error,
+                flops_formula=_join_formulas(rows, "flops_formula", "flops") if rows else "",
+                separable=layer.type == "conv" and layer.separable,
+                input_shape=check.in_shape,
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class SeparableComparison:
+    """A conv layer in regular and in depthwise-separable form (valid prefix of a spec)."""
+
+    index: int
+    kernel: int
+    in_channels: int
+    out_channels: int
+    regular_params: int
+    separable_params: int
+    regular_macs: int
+    separable_macs: int
+    ratio: float
+    theory: float
+    regular_flops: int = 0
+    separable_flops: int = 0
+
+
+def compare_separable(spec: StackSpec) -> list[SeparableComparison]:
+    """Every flippable conv (kernel > 1, groups = 1) of the valid prefix, both forms.
+
+    Params include the layer's bias and batch norm as the spec sets them; ``ratio`` is
+    separable / regular MACs and ``theory`` is 1/N + 1/k² (MobileNet v1, Eq. 5).
+    """
+    from cnnlab.spec import check_stack, with_separable
+
+    checks = check_stack(spec)
+    bad = next((c.index for c in checks if c.error is not None), len(spec.layers))
+    wanted = [
+        i
+        for i in range(bad)
+        if spec.layers[i].type == "conv"
+        and (spec.layers[i].kernel or 0) > 1
+        and spec.layers[i].groups == 1
+    ]
+    if not wanted:
+        return []
+    prefix = replace(spec, layers=spec.layers[:bad])
+    regular = analyse_spec(with_separable(prefix, False))
+    separable = analyse_spec(with_separable(prefix, True))
+
+    def sums(analysis: Analysis, index: int) -> tuple[int, int, int]:
+        rows = [r for r in analysis.rows if r.group == str(index)]
+        return (
+            sum(r.params for r in rows),
+            sum(r.macs for r in rows),
+            sum(r.flops for r in rows),
+        )
+
+    out = []
+    for i in wanted:
+        layer = spec.layers[i]
+        in_shape = checks[i].in_shape
+        assert in_shape is not None and layer.kernel is not None and layer.out_channels
+        rp, rm, rf = sums(regular, i)
+        sp, sm, sf = sums(separable, i)
+        k, n = layer.kernel, layer.out_channels
+        out.append(
+            SeparableComparison(
+                index=i,
+                kernel=k,
+                in_channels=in_shape[0],
+                out_channels=n,
+                regular_params=rp,
+                separable_params=sp,
+                regular_macs=rm,
+                separable_macs=sm,
+                ratio=sm / rm if rm else math.nan,
+                theory=1 / n + 1 / (k * k),
+                regular_flops=rf,
+                separable_flops=sf,
+            )
+        )
+    return out
+
+
+# ---------------------------------------------------------------- export and checking
+
+
+def to_json_dict(analysis: Analysis) -> dict[str, Any]:
+    """The CLI's JSON object (issue 3): model, input_shape, totals, layers."""
+    t = analysis.totals
+    return {
+        "model": analysis.model,
+        "input_shape": list(analysis.input_shape),
+        "totals": {
+            "params": t.params,
+            "trainable_params": t.trainable_params,
+            "macs": t.macs,
+            "flops": t.flops,
+            "activation_bytes": t.activation_bytes,
+            "param_bytes": t.param_bytes,
+        },
+        "layers": [
+            {
+                "name": r.name,
+                "type": r.type,
+                "output_shape": list(r.output_shape),
+                "params": r.params,
+                "macs": r.macs,
+                "flops": r.flops,
+                "params_formula": r.params_formula,
+                "macs_formula": r.macs_formula,
+            }
+            for r in analysis.rows
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class ParamCheck:
+    """One "check my calculation" cell: the user's value against the rule's."""
+
+    name: str
+    user_value: int | None
+    correct: int
+    ok: bool
+    formula: str
+    message: str
+
+
+def parse_count(value: int | str | float | None) -> int | None:
+    """A user's number: ``23296``, ``"23,296"``, ``"23 296"``, ``"23_296"`` → 23296; else None."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) and value.is_integer() else None
+    text = re.sub(r"[\s,_'\u00a0\u202f]", "", str(value))
+    if re.fullmatch(r"[+-]?\d+", text):
+        return int(text)
+    m = re.fullmatch(r"[+-]?\d+\.0*", text)
+    return int(float(text)) if m else None
+
+
+def check_user_params(
+    analysis: Analysis, user: Mapping[str, int | str | float | None]
+) -> list[ParamCheck]:
+    """Compare the user's per-layer parameter counts with cnnlab's; never raises on bad cells.
+
+    Keys are layer names (``features.0``); blank cells are skipped; an unreadable cell or an
+    unknown layer name is a failed check with a message.
+    """
+    rows = {r.name: r for r in analysis.rows}
+    checks = []
+    order = [n for n in rows if n in user] + [n for n in user if n not in rows]
+    for name in order:
+        raw = user[name]
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            continue
+        if isinstance(raw, float) and math.isnan(raw):
+            continue
+        row = rows.get(name)
+        if row is None:
+            checks.append(ParamCheck(name, None, 0, False, "", f"no layer named {name!r}"))
+            continue
+        value = parse_count(raw)
+        if value is None:
+            checks.append(
+                ParamCheck(
+                    name,
+                    None,
+                    row.params,
+                    False,
+                    row.params_formula,
+                    f"{name}: could not read {raw!r} as a whole number",
+                )
+            )
+            continue
+        ok = value == row.params
+        message = (
+            f"{name}: {value:,} is right"
+            if ok
+            else f"{name}: you wrote {value:,}; correct is {row.params_formula}"
+        )
+        checks.append(ParamCheck(name, value, row.params, ok, row.params_formula, message))
+    return checks

@@ -1,0 +1,485 @@
+"""One rule table: layer kind → params, MACs, FLOPs and the formula text that produced them.
+
+Every count cnnlab shows comes from a rule here, looked up by the module's class along its MRO
+(so a subclass of ``nn.Conv2d`` uses the conv rule). A rule is a small function
+``(module, in_shape, out_shape) -> Count``; shapes include the batch dimension. A leaf module with
+no rule is reported as *not counted* (MACs and FLOPs 0, params still counted), never hidden.
+
+Conventions (fixed across cnnlab; :data:`CONVENTIONS_MARKDOWN` renders them for the README):
+
+- **MACs** are the multiply-accumulates of conv and linear layers only, bias additions excluded —
+  the convention of torchvision's published "GFLOPS" figures.
+- **FLOPs** are every arithmetic operation cnnlab counts: 2 × MACs (one multiply + one add),
+  plus one add per output element for a bias, plus normalisation, activation and pooling costs
+  as listed in the table.
+- Work done outside modules (residual additions, ``x * scale`` in squeeze-excitation,
+  ``torch.flatten`` in ``forward``) is not counted by any tool that works per module, and not here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from torch import nn
+
+Shape = Sequence[int]
+
+
+@dataclass(frozen=True)
+class Count:
+    """What one module costs, with the formula text for each number."""
+
+    params: int
+    macs: int
+    flops: int
+    params_formula: str
+    macs_formula: str
+    flops_formula: str
+    counted: bool = True
+
+
+Rule = Callable[[nn.Module, Shape, Shape], Count]
+
+RULES: dict[type, Rule] = {}
+"""Module class → rule. Use :func:`rule_for` to look one up along the MRO."""
+
+RULE_DOCS: list[tuple[str, str, str, str]] = []
+"""(layer kinds, params, MACs, FLOPs) rows for :data:`CONVENTIONS_MARKDOWN`."""
+
+
+def register(*types: type, params: str, macs: str, flops: str) -> Callable[[Rule], Rule]:
+    """Register a rule for module classes, with its documentation row."""
+
+    def deco(fn: Rule) -> Rule:
+        for t in types:
+            RULES[t] = fn
+        RULE_DOCS.append((", ".join(t.__name__ for t in types), params, macs, flops))
+        return fn
+
+    return deco
+
+
+def rule_for(module: nn.Module) -> Rule | None:
+    """The rule for ``module`` (nearest class along its MRO), or None."""
+    for cls in type(module).__mro__:
+        rule = RULES.get(cls)
+        if rule is not None:
+            return rule
+    return None
+
+
+def count_module(module: nn.Module, in_shape: Shape, out_shape: Shape) -> Count:
+    """Apply the rule for ``module``; a module without a rule is ``counted=False``."""
+    rule = rule_for(module)
+    if rule is None:
+        params = own_params(module)
+        return Count(
+            params=params,
+            macs=0,
+            flops=0,
+            params_formula=f"{params:,} (tensor count)",
+            macs_formula="not counted",
+            flops_formula="not counted",
+            counted=False,
+        )
+    return rule(module, in_shape, out_shape)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def own_params(module: nn.Module) -> int:
+    """Parameters held by this module and its children (a leaf: its own)."""
+    return sum(p.numel() for p in module.parameters())
+
+
+def _n(x: int) -> str:
+    return f"{x:,}"
+
+
+def _product(factors: Sequence[int]) -> int:
+    return math.prod(int(f) for f in factors)
+
+
+def _expr(factors: Sequence[int]) -> str:
+    return " × ".join(_n(f) for f in factors) if factors else "1"
+
+
+def _eq(expr: str, value: int) -> str:
+    """``expr = value``, but just ``value`` where the expression is the value itself."""
+    return _n(value) if expr == _n(value) else f"{expr} = {_n(value)}"
+
+
+def _numel(shape: Shape) -> int:
+    return _product(shape)
+
+
+def _batch_factors(shape: Shape) -> list[int]:
+    """The batch dimension as a factor list: empty for batch 1."""
+    return [int(shape[0])] if shape and int(shape[0]) != 1 else []
+
+
+def _shape_factors(shape: Shape) -> list[int]:
+    """Factors of an activation shape for formula text (batch 1 left out)."""
+    return _batch_factors(shape) + [int(s) for s in shape[1:]]
+
+
+def _as_tuple(value: int | Sequence[int], ndim: int) -> tuple[int, ...]:
+    if isinstance(value, int):
+        return (value,) * ndim
+    return tuple(int(v) for v in value)
+
+
+def _zero(module: nn.Module, in_shape: Shape, out_shape: Shape) -> Count:
+    params = own_params(module)
+    return Count(params, 0, 0, _n(params), "0", "0")
+
+
+def _elementwise(per_elem: int, label: str) -> Rule:
+    def rule(module: nn.Module, in_shape: Shape, out_shape: Shape) -> Count:
+        params = own_params(module)
+        factors = _shape_factors(out_shape)
+        flops = per_elem * _numel(out_shape)
+        expr = _expr(factors)
+        if per_elem != 1:
+            expr = f"{per_elem} × {expr}"
+        return Count(params, 0, flops, _n(params), "0", f"{_eq(expr, flops)} ({label})")
+
+    return rule
+
+
+# ---------------------------------------------------------------- conv
+
+
+@register(
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    params="(C_in / groups) × k_h × k_w × C_out, + C_out with bias",
+    macs="(C_in / groups) × k_h × k_w × C_out × H_out × W_out (bias excluded)",
+    flops="2 × MACs, + C_out × H_out × W_out with bias",
+)
+def conv_rule(module: nn.Module, in_shape: Shape, out_shape: Shape) -> Count:
+    """Any conv: regular, grouped, depthwise (groups = C_in) and pointwise (1×1).
+
+    Written as ``C_in × k × k × C_out`` (``k × k × C_out`` for depthwise, where each filter
+    sees one input channel).
+    """
+    assert isinstance(module, nn.modules.conv._ConvNd)
+    ndim = len(out_shape) - 2
+    kernel = _as_tuple(module.kernel_size, ndim)
+    c_in, c_out, groups = module.in_channels, module.out_channels, module.groups
+    per_group = c_in // groups
+    weight_factors = ([per_group] if per_group != 1 else []) + list(kernel) + [c_out]
+    weight = _product(weight_factors)
+    bias = c_out if module.bias is not None else 0
+    params = weight + bias
+    p_expr = _expr(weight_factors) + (f" + {_n(bias)}" if bias else "")
+
+    out_spatial = [int(s) for s in out_shape[2:]]
+    mac_factors = _batch_factors(out_shape) + weight_factors + out_spatial
+    macs = _product(mac_factors)
+    bias_adds = bias * _product(out_spatial) * int(out_shape[0]) if bias else 0
+    flops = 2 * macs + bias_adds
+    f_expr = f"2 × {_n(macs)}" + (f" + {_n(bias_adds)} (bias)" if bias_adds else "")
+    return Count(
+        params, macs, flops, _eq(p_expr, params), _eq(_expr(mac_factors), macs), _eq(f_expr, flops)
+    )
+
+
+@register(
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+    params="C_in × k_h × k_w × (C_out / groups), + C_out with bias",
+    macs="C_in × k_h × k_w × (C_out / groups) × H_in × W_in (bias excluded)",
+    flops="2 × MACs, + C_out × H_out × W_out with bias",
+)
+def conv_transpose_rule(module: nn.Module, in_shape: Shape, out_shape: Shape) -> Count:
+    """Transposed conv: every input pixel scatters a k×k×(C_out/groups) patch."""
+    assert isinstance(module, nn.modules.conv._ConvTransposeNd)
+    ndim = len(out_shape) - 2
+    kernel = _as_tuple(module.kernel_size, ndim)
+    c_in, c_out, groups = module.in_channels, module.out_channels, module.groups
+    weight_factors = [c_in, *kernel] + ([c_out // groups] if c_out // groups != 1 else [])
+    weight = _product(weight_factors)
+    bias = c_out if module.bias is not None else 0
+    params = weight + bias
+    p_expr = _expr(weight_factors) + (f" + {_n(bias)}" if bias else "")
+    mac_factors = _batch_factors(in_shape) + weight_factors + [int(s) for s in in_shape[2:]]
+    macs = _product(mac_factors)
+    bias_adds = bias * _product(out_shape[2:]) * int(out_shape[0]) if bias else 0
+    flops = 2 * macs + bias_adds
+    f_expr = f"2 × {_n(macs)}" + (f" + {_n(bias_adds)} (bias)" if bias_adds else "")
+    return Count(
+        params, macs, flops, _eq(p_expr, params), _eq(_expr(mac_factors), macs), _eq(f_expr, flops)
+    )
+
+
+# ---------------------------------------------------------------- linear
+
+
+@register(
+    nn.Linear,
+    params="in × out, + out with bias",
+    macs="in × out per input row (bias excluded)",
+    flops="2 × MACs, + out per row with bias",
+)
+def linear_rule(module: nn.Module, in_shape: Shape, out_shape: Shape) -> Count:
+    """Fully connected layer; leading dimensions (batch, tokens) multiply the MACs."""
+    assert isinstance(module, nn.Linear)
+    f_in, f_out = module.in_features, module.out_features
+    bias = f_out if module.bias is not None else 0
+    params = f_in * f_out + bias
+    p_expr = f"{_n(f_in)} × {_n(f_out)}" + (f" + {_n(bias)}" if bias else "")
+    rows = [int(s) for s in in_shape[:-1]]
+    row_factors = [r for r in rows if r != 1]
+    mac_factors = [*row_factors, f_in, f_out]
+    macs = _product(mac_factors)
+    bias_adds = bias * _product(rows)
+    flops = 2 * macs + bias_adds
+    f_expr = f"2 × {_n(macs)}" + (f" + {_n(bias_adds)} (bias)" if bias_adds else "")
+    return Count(
+        params, macs, flops, _eq(p_expr, params), _eq(_expr(mac_factors), macs), _eq(f_expr, flops)
+    )
+
+
+@register(
+    nn.Bilinear,
+    params="in1 × in2 × out, + out with bias",
+    macs="in1 × in2 × out per row",
+    flops="2 × MACs, + out per row with bias",
+)
+def bilinear_rule(module: nn.Module, in_shape: Shape, out_shape: Shape) -> Count:
+    assert isinstance(module, nn.Bilinear)
+    a, b, o = module.in1_features, module.in2_features, module.out_features
+    bias = o if module.bias is not None else 0
+    params = a * b * o + bias
+    rows = [int(s) for s in out_shape[:-1]]
+    mac_factors = [*[r for r in rows if r != 1], a, b, o]
+    macs = _product(mac_factors)
+    bias_adds = bias * _product(rows)
+    flops = 2 * macs + bias_adds
+    p_expr = f"{_n(a)} × {_n(b)} × {_n(o)}" + (f" + {_n(bias)}" if bias else "")
+    f_expr = f"2 × {_n(macs)}" + (f" + {_n(bias_adds)} (bias)" if bias_adds else "")
+    return Count(
+        params, macs, flops, _eq(p_expr, params), _eq(_expr(mac_factors), macs), _eq(f_expr, flops)
+    )
+
+
+# ---------------------------------------------------------------- normalisation
+
+
+@register(
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.BatchNorm3d,
+    params="2 × C (γ, β) when affine; running mean/var are buffers, not params",
+    macs="0",
+    flops="2 per output element (inference: folded to one scale and one shift)",
+)
+def batchnorm_rule(module: nn.Module, in_shape: Shape, out_shape: Shape) -> Count:
+    assert isinstance(module, nn.modules.batchnorm._BatchNorm)
+    c = module.num_features
+    params = 2 * c if module.affine else 0
+    p_text = _eq(f"2 × {_n(c)}", params) if module.affine else "0 (affine=False)"
+    flops = 2 * _numel(out_shape)
+    return Count(
+        params,
+        0,
+        flops,
+        p_text,
+        "0",
+        f"{_eq('2 × ' + _expr(_shape_factors(out_shape)), flops)} (scale + shift)",
+    )
+
+
+def _norm_rule(module: nn.Module, in_shape: Shape, out_shape: Shape) -> Count:
+    params = own_params(module)
+    weight = getattr(module, "weight", None)
+    bias = getattr(module, "bias", None)
+    terms = [_n(t.numel()) for t in (weight, bias) if t is not None]
+    p_text = _eq(" + ".join(terms), params) if terms else "0 (no affine)"
+    per_elem = 5 + (1 if weight is not None else 0) + (1 if bias is not None else 0)
+    flops = per_elem * _numel(out_shape)
+    f_text = _eq(f"{per_elem} × {_expr(_shape_factors(out_shape))}", flops)
+    return Count(params, 0, flops, p_text, "0", f"{f_text} (statistics + normalise + affine)")
+
+
+register(
+    nn.LayerNorm,
+    nn.GroupNorm,
+    params="γ and β (normalised shape, or C for GroupNorm) when affine",
+    macs="0",
+    flops="5 per element (mean, variance, normalise), + 1 per element each for γ and β",
+)(_norm_rule)
+
+
+# ---------------------------------------------------------------- activations
+
+
+register(
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Hardtanh,
+    params="0",
+    macs="0",
+    flops="1 per output element",
+)(_elementwise(1, "activation"))
+
+
+register(
+    nn.Softmax,
+    nn.LogSoftmax,
+    params="0",
+    macs="0",
+    flops="3 per output element (exp, sum, divide)",
+)(_elementwise(3, "softmax"))
+
+
+# ---------------------------------------------------------------- pooling
+
+
+def _pool_kernel(module: nn.Module, ndim: int) -> tuple[int, ...]:
+    return _as_tuple(module.kernel_size, ndim)  # type: ignore[arg-type]
+
+
+@register(
+    nn.MaxPool1d,
+    nn.MaxPool2d,
+    nn.MaxPool3d,
+    params="0",
+    macs="0",
+    flops="(k_h × k_w − 1) comparisons per output element",
+)
+def maxpool_rule(module: nn.Module, in_shape: Shape, out_shape: Shape) -> Count:
+    ndim = len(out_shape) - 2
+    kernel = _pool_kernel(module, ndim)
+    window = _product(kernel)
+    factors = _shape_factors(out_shape)
+    flops = (window - 1) * _numel(out_shape)
+    expr = f"({_expr(kernel)} − 1) × {_expr(factors)}"
+    return Count(0, 0, flops, "0", "0", f"{_eq(expr, flops)} (compares)")
+
+
+@register(
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.AvgPool3d,
+    params="0",
+    macs="0",
+    flops="k_h × k_w per output element (k·k − 1 adds + 1 divide)",
+)
+def avgpool_rule(module: nn.Module, in_shape: Shape, out_shape: Shape) -> Count:
+    ndim = len(out_shape) - 2
+    kernel = _pool_kernel(module, ndim)
+    factors = _shape_factors(out_shape)
+    flops = _product(kernel) * _numel(out_shape)
+    expr = f"{_expr(kernel)} × {_expr(factors)}"
+    return Count(0, 0, flops, "0", "0", f"{_eq(expr, flops)} (adds + divide)")
+
+
+def _adaptive_bins(size_in: int, size_out: int) -> int:
+    """Sum of the bin lengths of adaptive pooling along one dimension (PyTorch's bins)."""
+    total = 0
+    for i in range(size_out):
+        start = (i * size_in) // size_out
+        end = -((-(i + 1) * size_in) // size_out)
+        total += end - start
+    return total
+
+
+def _adaptive(kind: str) -> Rule:
+    def rule(module: nn.Module, in_shape: Shape, out_shape: Shape) -> Count:
+        spatial_in = [int(s) for s in in_shape[2:]]
+        spatial_out = [int(s) for s in out_shape[2:]]
+        lead = [int(s) for s in out_shape[:2]]
+        bins = [_adaptive_bins(i, o) for i, o in zip(spatial_in, spatial_out, strict=True)]
+        reads = _product(lead) * _product(bins)  # input elements read, summed over outputs
+        outputs = _numel(out_shape)
+        flops = reads - outputs if kind == "max" else reads
+        uniform = all(i % o == 0 for i, o in zip(spatial_in, spatial_out, strict=True))
+        if uniform:
+            kernel = [i // o for i, o in zip(spatial_in, spatial_out, strict=True)]
+            k_expr = _expr(kernel)
+            expr = (f"({k_expr} − 1) × " if kind == "max" else f"{k_expr} × ") + _expr(
+                _shape_factors(out_shape)
+            )
+        else:
+            expr = f"{_expr(_shape_factors(out_shape)[: -len(bins)] or [1])} × bins {_expr(bins)}"
+            if kind == "max":
+                expr += f" − {_n(outputs)}"
+        label = "compares" if kind == "max" else "adds + divide"
+        return Count(0, 0, flops, "0", "0", f"{_eq(expr, flops)} ({label})")
+
+    return rule
+
+
+register(
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveAvgPool3d,
+    params="0",
+    macs="0",
+    flops="bin size per output element (as average pooling; bins as PyTorch splits them)",
+)(_adaptive("avg"))
+
+register(
+    nn.AdaptiveMaxPool1d,
+    nn.AdaptiveMaxPool2d,
+    nn.AdaptiveMaxPool3d,
+    params="0",
+    macs="0",
+    flops="bin size − 1 comparisons per output element",
+)(_adaptive("max"))
+
+
+# ---------------------------------------------------------------- free layers
+
+
+register(
+    nn.Flatten,
+    nn.Unflatten,
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.Dropout3d,
+    nn.AlphaDropout,
+    nn.Identity,
+    params="0",
+    macs="0",
+    flops="0 (reshape; dropout is the identity at inference)",
+)(_zero)
+
+
+def _conventions_markdown() -> str:
+    lines = [
+        "| layer kinds | params | MACs | FLOPs |",
+        "|---|---|---|---|",
+    ]
+    for kinds, params, macs, flops in RULE_DOCS:
+        lines.append(f"| {kinds} | {params} | {macs} | {flops} |")
+    lines.append(
+        "| anything else | tensor count | not counted | not counted (shown as *not counted*) |"
+    )
+    return "\n".join(lines) + "\n"
+
+
+CONVENTIONS_MARKDOWN: str = (
+    "**MACs** = multiply-accumulates of conv and linear layers, bias additions excluded "
+    "(torchvision's published convention). **FLOPs** = 2 × MACs plus bias adds, "
+    "normalisation, activation and pooling, per the rules below. Work outside modules "
+    "(residual additions, squeeze-excitation scaling) is not counted.\n\n" + _conventions_markdown()
+)
+"""The rule table as Markdown, for the README and the Markdown report."""
