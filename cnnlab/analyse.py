@@ -161,6 +161,38 @@ def _explain(exc: BaseException) -> tuple[str, str]:
     return "other", first or type(exc).__name__
 
 
+SHAPE_PRESERVING: tuple[type[nn.Module], ...] = (
+    nn.modules.batchnorm._BatchNorm,
+    nn.LayerNorm,
+    nn.GroupNorm,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Hardtanh,
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.Dropout3d,
+    nn.AlphaDropout,
+    nn.Identity,
+)
+"""Leaves whose output has their input's shape: on ``meta`` they pass the input through
+(meta kernels for batch norm and activations decompose into many small ops and dominate the
+time of a shapes-only pass)."""
+
+
+def _passthrough(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+    return x
+
+
 def run_forward(model: nn.Module, input_shape: Sequence[int]) -> list[_Record]:
     """One eval-mode forward pass of an input of ``input_shape``; a record per leaf call.
 
@@ -186,14 +218,20 @@ def run_forward(model: nn.Module, input_shape: Sequence[int]) -> list[_Record]:
 
         return hook
 
+    device = _model_device(model)
+    shortcut: list[nn.Module] = []
     for name, module in leaf_modules(model):
         label = f"{name} ({type(module).__name__})"
         handles.append(module.register_forward_pre_hook(pre_hook(label)))
         handles.append(module.register_forward_hook(post_hook(name, label)))
+        is_free = device.type == "meta" and isinstance(module, SHAPE_PRESERVING)
+        if is_free and "forward" not in module.__dict__:
+            module.forward = _passthrough  # type: ignore[method-assign]
+            shortcut.append(module)
     was_training = model.training
     try:
         model.eval()
-        x = torch.empty(tuple(input_shape), device=_model_device(model))
+        x = torch.empty(tuple(input_shape), device=device)
         with torch.no_grad():
             model(x)
     except (RuntimeError, ValueError, AssertionError, IndexError, TypeError) as exc:
@@ -205,6 +243,8 @@ def run_forward(model: nn.Module, input_shape: Sequence[int]) -> list[_Record]:
     finally:
         for handle in handles:
             handle.remove()
+        for module in shortcut:
+            del module.forward
         model.train(was_training)
     return records
 

@@ -165,14 +165,15 @@ def conv_rule(module: nn.Module, in_shape: Shape, out_shape: Shape) -> Count:
     """Any conv: regular, grouped, depthwise (groups = C_in) and pointwise (1×1).
 
     Written as ``C_in × k × k × C_out`` (``k × k × C_out`` for depthwise, where each filter
-    sees one input channel).
+    sees one input channel; ``C_in × C_out`` for a 1×1 conv).
     """
     assert isinstance(module, nn.modules.conv._ConvNd)
     ndim = len(out_shape) - 2
     kernel = _as_tuple(module.kernel_size, ndim)
     c_in, c_out, groups = module.in_channels, module.out_channels, module.groups
     per_group = c_in // groups
-    weight_factors = ([per_group] if per_group != 1 else []) + list(kernel) + [c_out]
+    kernel_factors = [] if all(k == 1 for k in kernel) else list(kernel)  # pointwise: in × out
+    weight_factors = ([per_group] if per_group != 1 else []) + kernel_factors + [c_out]
     weight = _product(weight_factors)
     bias = c_out if module.bias is not None else 0
     params = weight + bias

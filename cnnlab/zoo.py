@@ -316,10 +316,10 @@ def _works(model: nn.Module, shape: tuple[int, ...]) -> bool:
     return True
 
 
-def _first_conv_channels(model: nn.Module) -> int | None:
-    for module in model.modules():
+def _first_conv(model: nn.Module) -> tuple[str, nn.modules.conv._ConvNd] | None:
+    for name, module in model.named_modules():
         if isinstance(module, nn.modules.conv._ConvNd):
-            return int(module.in_channels)
+            return name, module
     return None
 
 
@@ -336,10 +336,15 @@ def explain_failure(
         where = f" at {err.layer}" if err.layer else ""
     head = f"{name} cannot take {shape_text(input_shape)}: {reason}{where}"
     c, h, w = input_shape[-3:]
-    expected = _first_conv_channels(model)
-    if expected is not None and expected != c:
-        hint = "; use --mnist" if expected == 3 and c == 1 else ""
-        return f"{head}; it expects {expected} input channels{hint}"
+    first = _first_conv(model)
+    if first is not None and first[1].in_channels != c:
+        conv_name, conv = first
+        expected = conv.in_channels
+        hint = "; use --mnist for a 1-channel model" if expected == 3 and c == 1 else ""
+        return (
+            f"{name} cannot take {shape_text(input_shape)}: {conv_name} ({type(conv).__name__}) "
+            f"expects {expected} input channel{'s' if expected != 1 else ''}{hint}"
+        )
     if h != w:
         return head
     # Smallest square size that works (binary search below the native size).
