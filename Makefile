@@ -31,7 +31,7 @@ chromium:
 		echo "installing Debian's chromium (and an emoji font) for the browser tests"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null; \
 	fi
-	@/usr/bin/chromium --version
+	@/usr/bin/chromium --version 2>/dev/null
 
 lint: $(DEV_STAMP)
 	$(PY) -m ruff check cnnlab pages tests benchmarks app.py
