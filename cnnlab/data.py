@@ -15,6 +15,7 @@ A folder may hold the four IDX files directly (gzipped or not) or use torchvisio
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import socket
 import struct
@@ -120,7 +121,9 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
     if found != magic:
         raise MnistError(f"{path}: wrong magic number {found} (expected {magic})")
     dims = struct.unpack(f">{ndim}i", data[4:header])
-    expected = header + int(np.prod(dims))
+    if any(d < 0 for d in dims):
+        raise MnistError(f"{path}: negative size in header {dims}")
+    expected = header + math.prod(dims)  # exact: np.prod wraps around on a lying header
     if len(data) != expected:
         raise MnistError(
             f"{path}: truncated or padded data ({len(data):,} bytes, header says {expected:,})"
@@ -137,8 +140,13 @@ def _find_file(folder: Path, stem: str) -> Path | None:
 
 def resolve_folder(data_dir: str | Path) -> Path:
     """The folder holding the IDX files: ``data_dir`` itself, or its ``MNIST/raw``/``raw``."""
-    root = Path(data_dir).expanduser().resolve()
-    if not root.is_dir():
+    try:
+        root = Path(data_dir).expanduser().resolve()
+        is_dir = root.is_dir()
+    except (OSError, ValueError) as err:  # name too long, NUL byte, …
+        reason = getattr(err, "strerror", None) or err
+        raise MnistError(f"{data_dir}: not a usable data directory ({reason})") from None
+    if not is_dir:
         raise MnistError(f"{root}: no such data directory")
     for folder in (root, root / "MNIST" / "raw", root / "raw"):
         if _find_file(folder, FILES["train"][0]) or _find_file(folder, FILES["test"][0]):
@@ -160,6 +168,8 @@ def _load_folder_split(
     images_path, labels_path = Path(images_key[0]), Path(labels_key[0])
     images = read_idx(images_path, IMAGE_MAGIC)
     labels = read_idx(labels_path, LABEL_MAGIC)
+    if len(images) == 0:
+        raise MnistError(f"{images_path}: no images in this file")
     if images.shape[1:] != (28, 28):
         raise MnistError(f"{images_path}: images are {images.shape[1:]}, expected 28×28")
     if len(images) != len(labels):
