@@ -173,7 +173,8 @@ def conv_rule(module: nn.Module, in_shape: Shape, out_shape: Shape) -> Count:
     c_in, c_out, groups = module.in_channels, module.out_channels, module.groups
     per_group = c_in // groups
     kernel_factors = [] if all(k == 1 for k in kernel) else list(kernel)  # pointwise: in × out
-    weight_factors = ([per_group] if per_group != 1 else []) + kernel_factors + [c_out]
+    depthwise = groups > 1 and per_group == 1  # each filter sees one input channel
+    weight_factors = ([] if depthwise else [per_group]) + kernel_factors + [c_out]
     weight = _product(weight_factors)
     bias = c_out if module.bias is not None else 0
     params = weight + bias
