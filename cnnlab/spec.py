@@ -218,6 +218,8 @@ def _parse_value(where: str, key: str, value: Any) -> Any:
     if key == "p":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise UserError(f"{where}: p must be a number, got {_json_type(value)}")
+        if isinstance(value, int) and not 0 <= value <= 1:  # a huge int would overflow float
+            raise UserError(f"{where}: p must be between 0 and 1, got {value}")
         if not math.isfinite(value):
             raise UserError(f"{where}: p must be a finite number, got {value}")
         return float(value)
@@ -338,6 +340,13 @@ def _parse_float(text: str) -> float:
     return value
 
 
+def _parse_int(text: str) -> int:
+    # Python refuses int() of more than 4,300 digits with a bare ValueError; no limit needs 20.
+    if len(text.lstrip("-")) > 20:
+        raise UserError(f"spec contains a {len(text)}-digit number, which is out of range")
+    return int(text)
+
+
 def loads(text: str | bytes, *, validate: bool = True) -> StackSpec:
     """Parse spec JSON text (at most 1 MB); raises :class:`UserError` with one clear line."""
     if isinstance(text, bytes):
@@ -352,7 +361,9 @@ def loads(text: str | bytes, *, validate: bool = True) -> StackSpec:
     if _depth(text) > MAX_DEPTH:
         raise UserError(f"spec JSON is nested more than {MAX_DEPTH} levels deep")
     try:
-        obj = json.loads(text, parse_constant=_reject_constant, parse_float=_parse_float)
+        obj = json.loads(
+            text, parse_constant=_reject_constant, parse_float=_parse_float, parse_int=_parse_int
+        )
     except json.JSONDecodeError as err:
         raise UserError(
             f"spec is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}"
