@@ -1,0 +1,358 @@
+"""The bad-input corpus (tests/corpus/*.jsonl): each case ends in one clear line, no traceback.
+
+Each surface has a manifest; each case says what is fed in and what must come out
+(``expect.message`` is a case-insensitive regex; CLI cases also give ``expect.exit``, default 2).
+Big and binary inputs (multi-megabyte specs, corrupt MNIST files, malicious checkpoints) are
+generated here at test time from small recipes, so the repository holds no megabytes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import random
+import shutil
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from reliability_helpers import (
+    assert_cli_error,
+    assert_user_message,
+    params,
+    run_cli,
+    run_cli_subprocess,
+)
+
+from cnnlab.errors import UserError
+
+# =============================================================================== MNIST files
+
+MNIST_NAMES = {
+    "train-images": "train-images-idx3-ubyte",
+    "train-labels": "train-labels-idx1-ubyte",
+    "test-images": "t10k-images-idx3-ubyte",
+    "test-labels": "t10k-labels-idx1-ubyte",
+}
+SMALL = {"train": 200, "test": 100}  # real digits copied from the full set
+
+
+def _idx(magic: int, dims: tuple[int, ...], payload: bytes) -> bytes:
+    return struct.pack(f">i{len(dims)}i", magic, *dims) + payload
+
+
+@pytest.fixture(scope="session")
+def small_mnist(mnist_path: Path) -> dict[str, bytes]:
+    """Raw (decompressed) IDX bytes of the first real digits of each split."""
+    out: dict[str, bytes] = {}
+    for key, stem in MNIST_NAMES.items():
+        split = key.split("-")[0]
+        n = SMALL[split]
+        with gzip.open(mnist_path / f"{stem}.gz") as fh:
+            raw = fh.read(16 + n * 784 if key.endswith("images") else 8 + n)
+        if key.endswith("images"):
+            out[key] = _idx(2051, (n, 28, 28), raw[16:])
+        else:
+            out[key] = _idx(2049, (n,), raw[8:])
+    return out
+
+
+def _store(path_stem: Path, raw: bytes, store: str) -> None:
+    gz = path_stem.with_name(path_stem.name + ".gz")
+    if store == "raw":
+        path_stem.write_bytes(raw)
+    elif store == "gz":
+        gz.write_bytes(gzip.compress(raw) if raw else b"")
+    elif store == "raw-named-gz":
+        gz.write_bytes(raw)
+    elif store == "double-gz":
+        gz.write_bytes(gzip.compress(gzip.compress(raw)))
+    elif store == "gz+garbage":
+        gz.write_bytes(gzip.compress(raw) + b"this is not gzip")
+    elif store == "gz-bad-crc":
+        blob = bytearray(gzip.compress(raw))
+        blob[-8] ^= 0xFF  # the CRC32 of the member
+        gz.write_bytes(bytes(blob))
+    else:
+        raise AssertionError(f"unknown store {store}")
+
+
+def build_mnist_case(case: dict[str, Any], small: dict[str, bytes], tmp: Path) -> Path:
+    """A data folder holding the small real set with the case's one corruption applied."""
+    folder = tmp / "mnist"
+    folder.mkdir()
+    target, op = case["target"], case["op"]
+    if target == "dir":
+        return _bad_dir(op, tmp)
+    for key, raw in small.items():
+        if key != target:
+            _store(folder / MNIST_NAMES[key], raw, "gz")
+    stem = folder / MNIST_NAMES[target]
+    raw = small[target]
+    images = target.endswith("images")
+    header = 16 if images else 8
+    store = case.get("store", "gz")
+    if op == "identity":
+        pass
+    elif op == "truncate_gz":
+        blob = gzip.compress(raw)
+        keep = case["keep"]
+        keep = int(len(blob) * keep) if isinstance(keep, float) else keep
+        stem.with_name(stem.name + ".gz").write_bytes(blob[:keep])
+        return folder
+    elif op == "random_bytes":
+        raw = random.Random(case["id"]).randbytes(case["size"])
+        stem.with_name(stem.name + ".gz").write_bytes(raw)
+        return folder
+    elif op == "raw_file":
+        raw = bytes.fromhex(case["hex"])
+        if store == "gz":  # a zero-byte .gz file, as a failed copy leaves it
+            stem.with_name(stem.name + ".gz").write_bytes(raw)
+            return folder
+    elif op == "set_magic":
+        raw = struct.pack(">i", case["value"]) + raw[4:]
+    elif op == "truncate_raw":
+        raw = raw[: case["keep"]]
+    elif op == "append":
+        raw = raw + b"\x00" * case["count"]
+    elif op == "set_dims":
+        dims = tuple(case["dims"])
+        fit = case.get("fit_data")
+        if fit is True:
+            payload = bytes(int(np.prod(dims)))
+        elif fit == "empty":
+            payload = b""
+        else:  # keep the real payload: the header lies about it
+            payload = raw[header:]
+        raw = _idx(2051, dims, payload)
+    elif op == "empty_split":
+        raw = _idx(2051, (0, 28, 28), b"")
+        _store(folder / MNIST_NAMES["test-labels"], _idx(2049, (0,), b""), "gz")
+    elif op == "keep_items":
+        raw = _idx(2049, (case["count"],), raw[header : header + case["count"]])
+    elif op == "add_items":
+        raw = _idx(2049, (SMALL["test"] + case["count"],), raw[header:] + b"\x01" * case["count"])
+    elif op == "set_item":
+        blob = bytearray(raw)
+        blob[header + case["index"]] = case["value"]
+        raw = bytes(blob)
+    elif op == "swap_with_labels":
+        raw = small["test-labels"]
+        _store(folder / MNIST_NAMES["test-labels"], small["test-images"], "gz")
+    elif op == "delete":
+        return folder
+    elif op == "make_dir":
+        stem.with_name(stem.name + ".gz").mkdir()
+        return folder
+    elif op == "symlink_loop":
+        link = stem.with_name(stem.name + ".gz")
+        link.symlink_to(link.name)
+        return folder
+    elif op == "dangling_symlink":
+        stem.with_name(stem.name + ".gz").symlink_to(tmp / "nowhere.gz")
+        return folder
+    else:
+        raise AssertionError(f"unknown op {op}")
+    _store(stem, raw, store)
+    return folder
+
+
+def _bad_dir(op: str, tmp: Path) -> Path:
+    if op == "nonexistent":
+        return tmp / "no" / "such" / "folder"
+    if op == "regular_file":
+        path = tmp / "a-file"
+        path.write_text("not a folder")
+        return path
+    if op == "empty_dir":
+        path = tmp / "empty"
+        path.mkdir()
+        return path
+    if op == "unrelated_files":
+        path = tmp / "other"
+        path.mkdir()
+        (path / "README.md").write_text("digits")
+        (path / "train.csv").write_text("1,2,3")
+        return path
+    if op == "long_name":
+        return tmp / ("x" * 5000)
+    if op == "nul_name":
+        return Path(str(tmp) + "/bad\x00name")
+    raise AssertionError(f"unknown dir op {op}")
+
+
+@pytest.mark.parametrize("case", params("mnist"))
+def test_mnist_corpus(
+    case: dict[str, Any],
+    small_mnist: dict[str, bytes],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from cnnlab.data import MnistError, load_mnist
+
+    folder = build_mnist_case(case, small_mnist, tmp_path)
+    split = "train" if case["target"].startswith("train") else "test"
+    with pytest.raises(MnistError) as info:
+        load_mnist(split, data_dir=folder)  # type: ignore[arg-type]
+    assert_user_message(str(info.value), case["expect"])
+    if "\x00" not in str(folder):  # a shell cannot pass NUL in argv
+        result = run_cli(["data", "--data-dir", str(folder)], capsys)
+        assert_cli_error(result, case["expect"])
+
+
+def test_valid_small_mnist_loads(small_mnist: dict[str, bytes], tmp_path: Path) -> None:
+    """The corpus' base folder is valid: each case fails because of its one corruption."""
+    from cnnlab.data import load_mnist
+
+    folder = tmp_path / "ok"
+    folder.mkdir()
+    for key, raw in small_mnist.items():
+        _store(folder / MNIST_NAMES[key], raw, "gz")
+    assert len(load_mnist("train", data_dir=folder)) == SMALL["train"]
+    test = load_mnist("test", data_dir=folder)
+    assert len(test) == SMALL["test"] and sum(test.class_counts()) == SMALL["test"]
+
+
+# =============================================================================== spec JSON
+
+VALID_SPEC = {"input": [1, 28, 28], "layers": [{"type": "conv", "out_channels": 8, "kernel": 3}]}
+
+
+def spec_bytes(case: dict[str, Any]) -> bytes:
+    """The bytes of a spec case: inline object or text, hex, or generated at test time."""
+    if "spec" in case:
+        return json.dumps(case["spec"]).encode()
+    if "text" in case:
+        return case["text"].encode("utf-8", "surrogatepass")
+    if "hex" in case:
+        return bytes.fromhex(case["hex"])
+    gen = case["generate"]
+    kind = gen["kind"]
+    if kind == "long_int":
+        layer = f'{{"type": "conv", "out_channels": {"7" * gen["digits"]}, "kernel": 3}}'
+        return f'{{"input": [1, 28, 28], "layers": [{layer}]}}'.encode()
+    if kind == "deep":
+        return ("[" * gen["depth"] + "]" * gen["depth"]).encode()
+    if kind == "deep_objects":
+        return ('{"a": ' * gen["depth"] + "1" + "}" * gen["depth"]).encode()
+    if kind == "deep_layers":
+        nested = "[" * gen["depth"] + "]" * gen["depth"]
+        return f'{{"input": [1, 28, 28], "layers": {nested}}}'.encode()
+    if kind == "pad":
+        text = json.dumps(VALID_SPEC)
+        return (text[:-1] + " " * gen["bytes"] + "}").encode()
+    if kind == "big_name":
+        return json.dumps({**VALID_SPEC, "name": "n" * gen["bytes"]}).encode()
+    if kind == "many_layers":
+        layers = [{"type": "dropout", "p": 0.1}] * gen["count"]
+        return json.dumps({"input": [1, 28, 28], "layers": layers}).encode()
+    raise AssertionError(f"unknown generator {kind}")
+
+
+@pytest.mark.parametrize("case", params("spec"))
+def test_spec_corpus(case: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    """Engine (strict and lenient parse), then ``cnnlab profile FILE``: one line each time."""
+    from cnnlab import spec as specmod
+    from cnnlab.analyse import analyse_spec
+
+    data = spec_bytes(case)
+    separable = True if case.get("separable") else None
+    with pytest.raises(UserError) as info:
+        analysis = analyse_spec(specmod.loads(data), separable=separable)
+        if analysis.error:
+            raise UserError(analysis.error)
+    assert_user_message(str(info.value), case["expect"])
+
+    # The Conv Lab keeps the valid rows of a spec and shows the first bad layer inline.
+    try:
+        lenient = specmod.loads(data, validate=False)
+    except UserError as err:
+        assert_user_message(str(err), case["expect"])
+    else:
+        analysis = analyse_spec(lenient, separable=separable)
+        assert analysis.error, "the lenient path accepted a bad spec"
+        assert_user_message(analysis.error, case["expect"])
+
+    if "spec" in case:  # pages and training configs hand the engine a dict, not text
+        with pytest.raises(UserError) as info:
+            analysis = analyse_spec(specmod.StackSpec.from_dict(case["spec"]), separable=separable)
+            if analysis.error:
+                raise UserError(analysis.error)
+        assert_user_message(str(info.value), case["expect"])
+
+    path = tmp_path / "spec.json"
+    path.write_bytes(data)
+    argv = ["profile", str(path), "--json", *(["--separable"] if separable else [])]
+    assert_cli_error(run_cli(argv, capsys), case["expect"])
+
+
+def test_spec_corpus_base_is_valid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The spec the generators pad and grow is itself fine: the corruption is what fails."""
+    path = tmp_path / "ok.json"
+    path.write_text(json.dumps(VALID_SPEC))
+    result = run_cli(["profile", str(path), "--json"], capsys)
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["totals"]["params"] == 1 * 3 * 3 * 8 + 8
+
+
+# =============================================================================== CLI flags
+
+
+def _expand(arg: str, tmp: Path) -> str:
+    return arg.replace("{tmp}", str(tmp)).replace("{long}", "y" * 5000)
+
+
+@pytest.mark.parametrize("case", params("cli"))
+def test_cli_corpus(case: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    for name, text in case.get("files", {}).items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    argv = [_expand(a, tmp_path) for a in case["argv"]]
+    _need_subcommand(argv[0])
+    assert_cli_error(run_cli(argv, capsys), case["expect"])
+
+
+def _need_subcommand(name: str) -> None:
+    import importlib.util
+
+    if name in ("profile", "train", "runs", "worker") and not importlib.util.find_spec(
+        f"cnnlab.cli.{name}"
+    ):
+        pytest.skip(f"cnnlab {name} not built yet")
+
+
+SUBPROCESS_CASES = [
+    (["data", "--data-dir", "/no/such/folder"], "no such data directory"),
+    (["data", "--data-dir", "/tmp/" + "z" * 5000], "too long|cannot|no such"),
+    ([b"data", b"--data-dir", b"/tmp/\xff\xfe-not-utf8"], "no such data directory"),
+    (["nosuch-command"], "invalid choice"),
+    (["data", "--bogus-flag"], "unrecognized arguments"),
+]
+
+
+@pytest.mark.parametrize(("argv", "pattern"), SUBPROCESS_CASES)
+def test_cli_subprocess_one_line(argv: list[Any], pattern: str) -> None:
+    """A handful of cases as a user runs them: a real process, real stderr, exit 2."""
+    assert_cli_error(run_cli_subprocess(argv), {"message": pattern})
+
+
+# =============================================================================== training form
+
+
+@pytest.mark.parametrize("case", params("trainconfig"))
+def test_trainconfig_corpus(case: dict[str, Any]) -> None:
+    from cnnlab.trainconfig import TrainConfig
+
+    with pytest.raises(UserError) as info:
+        config = TrainConfig.from_dict(case["config"])
+        if case.get("stage") == "model":
+            config.check_model()
+        else:
+            config.validate()
+    assert_user_message(str(info.value), case["expect"])
+
+
+# keep the imports used by later sections
+_ = (os, shutil)
