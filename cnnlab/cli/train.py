@@ -1,0 +1,173 @@
+"""``cnnlab train``: train a CNN on MNIST in the foreground (progress bar) or queue it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from cnnlab.errors import UserError
+from cnnlab.trainconfig import DEVICES, INPUT_SIZES, OPTIMIZERS, SCHEDULES, TrainConfig
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    defaults = TrainConfig()
+    p = sub.add_parser(
+        "train",
+        help="train a CNN on MNIST (foreground with a progress bar, or --background)",
+        description="Train a CNN from scratch on MNIST and record the run in the run store "
+        "(the dashboard's Runs page shows it).",
+    )
+    p.add_argument("--model", default=defaults.model, help="zoo model (default %(default)s)")
+    p.add_argument("--spec", metavar="FILE", help="Conv Lab spec JSON (with --model stack)")
+    p.add_argument("--epochs", type=int, default=defaults.epochs)
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--lr", type=float, default=defaults.lr, help="(peak) learning rate")
+    p.add_argument("--optimizer", default=defaults.optimizer, help="|".join(OPTIMIZERS))
+    p.add_argument("--momentum", type=float, default=defaults.momentum, help="SGD momentum")
+    p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    p.add_argument("--schedule", default=defaults.schedule, help="|".join(SCHEDULES))
+    p.add_argument(
+        "--input-size",
+        type=int,
+        default=defaults.input_size,
+        help="resize digits to S×S: " + ", ".join(map(str, INPUT_SIZES)),
+    )
+    p.add_argument("--train-limit", type=int, metavar="N", help="train on the first N images")
+    p.add_argument("--device", default=defaults.device, help="|".join(DEVICES))
+    p.add_argument("--data-dir", metavar="DIR", help="folder with the MNIST IDX files")
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--name", help="a name for the run")
+    p.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    p.add_argument(
+        "--background", action="store_true", help="queue the run for a worker; print its id"
+    )
+    p.add_argument(
+        "--estimate",
+        action="store_true",
+        help="only print the cost estimate (params, MACs, FLOPs, memory, time) and exit",
+    )
+    p.set_defaults(handler=run)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    spec = None
+    if args.spec:
+        if args.model != "stack":
+            raise UserError("--spec goes with --model stack")
+        from cnnlab.spec import load
+
+        spec = load(args.spec).to_dict()
+    config = TrainConfig(
+        model=args.model,
+        input_size=args.input_size,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        optimizer=args.optimizer,
+        weight_decay=args.weight_decay,
+        momentum=args.momentum,
+        schedule=args.schedule,
+        train_limit=args.train_limit,
+        seed=args.seed,
+        device=args.device,
+        name=args.name,
+        spec=spec,
+        data_dir=args.data_dir,
+    )
+    return config.check_model()
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    from cnnlab.store import RunStore
+
+    store = RunStore()
+    if args.background:
+        return _background(config, store, args.json)
+
+    from cnnlab import engine
+
+    estimate = engine.estimate_cost(config)
+    if args.estimate:
+        if args.json:
+            print(json.dumps(estimate.to_dict()))
+        else:
+            _print_estimate(estimate, sys.stdout)
+        return 0 if estimate.fits else 2
+    estimate.raise_if_unfit()
+    _print_estimate(estimate, sys.stderr)
+    store.reap_orphans()
+    run_id = store.create_run(
+        config.to_dict(),
+        name=config.name,
+        model=config.model,
+        params=estimate.params,
+        macs=estimate.macs_per_image,
+    )
+    sys.stderr.write(f"run {run_id} ({config.model}) recorded in {store.path}\n")
+
+    from tqdm import tqdm
+
+    bar: Any = None
+
+    def progress(p: engine.Progress) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=p.total_steps, file=sys.stderr, unit="step", dynamic_ncols=True)
+        bar.update(p.step - bar.n)
+        postfix = {"loss": f"{p.loss:.3f}", "acc": f"{p.accuracy:.3f}"}
+        postfix["img/s"] = f"{p.images_per_second:,.0f}"
+        if p.test_accuracy is not None:
+            postfix["test"] = f"{p.test_accuracy:.4f}"
+        bar.set_postfix(postfix, refresh=False)
+
+    try:
+        result = engine.train(config, store, run_id, on_progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.json:
+        print(json.dumps(result.to_json()))
+    elif result.status == "finished":
+        m = result.metrics
+        print(
+            f"run {run_id}: accuracy {m['accuracy']:.4f}  precision {m['precision']:.4f}"
+            f"  recall {m['recall']:.4f}  F1 {m['f1']:.4f}"
+        )
+        print(f"trained in {result.train_seconds:.1f} s ({result.images_per_second:,.0f} images/s)")
+    if result.status != "finished":
+        sys.stderr.write(f"run {run_id}: {result.status}: {result.error or ''}\n")
+        return 1
+    return 0
+
+
+def _background(config: TrainConfig, store: Any, as_json: bool) -> int:
+    from cnnlab.queue import enqueue
+
+    run_id = enqueue(config, store)
+    if as_json:
+        print(json.dumps({"run_id": run_id, "status": "queued"}))
+    else:
+        print(run_id)
+    if store.workers_alive() == 0:
+        sys.stderr.write(
+            "note: no worker is running; start one with `python -m cnnlab worker` (or `make run`)\n"
+        )
+    return 0
+
+
+def _print_estimate(estimate: Any, out: Any) -> None:
+    lines = [
+        f"params {estimate.params:,}; {estimate.macs_per_image:,} MACs per image;"
+        f" {estimate.train_flops:,} training FLOPs over {estimate.images:,} images",
+        f"memory about {estimate.memory_bytes / 1e9:.2f} GB of"
+        f" {estimate.available_bytes / 1e9:.1f} GB available on {estimate.device}",
+        f"estimated time: {estimate.eta_text} on {estimate.device}",
+    ]
+    if estimate.warning:
+        lines.append(f"warning: {estimate.warning}")
+    if estimate.refusal:
+        lines.append(f"refused: {estimate.refusal}")
+    out.write("".join(line + "\n" for line in lines))

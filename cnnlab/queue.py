@@ -1,0 +1,206 @@
+"""Background training: a Huey queue in SQLite (``CNNLAB_HOME/queue.db``) and its consumer.
+
+``enqueue(config)`` validates a run, records it as ``queued`` in the run store (with params and
+MACs) and puts its id on the queue; ``run_consumer()`` (``python -m cnnlab worker``) runs
+queued trainings in separate worker processes (``CNNLAB_WORKERS``, default 1). The queue holds
+only run ids: the config lives in the run store, and no training logic lives here.
+
+Liveness, so no run stays ``running`` forever:
+
+- the consumer reaps orphans on start and every few seconds (:meth:`RunStore.reap_orphans`:
+  a running run whose worker process is gone, or whose heartbeat stopped, → ``interrupted``);
+- its main loop writes a worker heartbeat every 2 s, so pages can say "no worker running";
+- SIGTERM interrupts running trainings at once (they end ``interrupted``); SIGINT (Ctrl-C)
+  waits up to 5 s for them, then does the same.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from huey import SqliteHuey
+from huey.api import TaskWrapper
+from huey.consumer import Consumer
+
+from cnnlab.errors import UserError
+from cnnlab.paths import home
+from cnnlab.store import FAILED, QUEUED, RUNNING, RunStore
+from cnnlab.trainconfig import TrainConfig
+
+log = logging.getLogger("cnnlab.queue")
+
+WORKER_HEARTBEAT_S = 2.0
+REAP_EVERY_S = 5.0
+MAX_WORKERS = 32
+
+_instances: dict[Path, tuple[SqliteHuey, TaskWrapper]] = {}
+
+
+def queue_path() -> Path:
+    return home() / "queue.db"
+
+
+def get_huey(path: Path | None = None) -> SqliteHuey:
+    """The Huey instance for ``CNNLAB_HOME/queue.db`` (one per path, made on first use)."""
+    return _instance(path)[0]
+
+
+def _instance(path: Path | None = None) -> tuple[SqliteHuey, TaskWrapper]:
+    path = (path or queue_path()).resolve()
+    if path not in _instances:
+        try:
+            huey = SqliteHuey(name="cnnlab", filename=str(path), results=False, timeout=15)
+        except Exception as err:  # sqlite3 errors: read-only folder, disk full, …
+            raise UserError(f"cannot open the training queue {path}: {err}") from None
+        task = huey.task(name="run_training")(_run_training)
+        _instances[path] = (huey, task)
+    return _instances[path]
+
+
+def __getattr__(name: str) -> Any:
+    """``cnnlab.queue.huey``: the instance for the current ``CNNLAB_HOME``."""
+    if name == "huey":
+        return get_huey()
+    raise AttributeError(name)
+
+
+# --- the task -----------------------------------------------------------------------------------
+
+
+def run_training(run_id: str) -> str:
+    """Train a queued run in this process (what a worker does); returns its final status.
+
+    Skips a run that is no longer queued (cancelled or deleted); never leaves it ``running``.
+    """
+    return _run_training(run_id)
+
+
+def _run_training(run_id: str) -> str:
+    store = RunStore()
+    run = store.get_run(run_id)
+    if run is None or run.status != QUEUED:
+        log.info("run %s: skipped (%s)", run_id, "deleted" if run is None else run.status)
+        return "skipped"
+    log.info("run %s: training %s", run_id, run.model)
+    try:
+        from cnnlab import engine
+
+        config = TrainConfig.from_dict(run.config)
+        result = engine.train(config, store, run_id)
+    except Exception as err:  # the engine records its own failures; this catches the rest
+        log.exception("run %s failed", run_id)
+        again = store.get_run(run_id)
+        if again is not None and again.status in (QUEUED, RUNNING):
+            store.finish_run(run_id, FAILED, f"{type(err).__name__}: {err}"[:500])
+        return FAILED
+    log.info("run %s: %s", run_id, result.status)
+    return result.status
+
+
+# --- producer -----------------------------------------------------------------------------------
+
+
+def enqueue(config: TrainConfig, store: RunStore | None = None) -> str:
+    """Validate ``config``, record the run as queued (params, MACs), queue it; return its id.
+
+    Raises :class:`UserError` for a bad config or a run that cannot fit in memory.
+    """
+    from cnnlab.engine import estimate_cost
+
+    store = store or RunStore()
+    estimate = estimate_cost(config, measure=False)  # validates; counts on the meta device
+    estimate.raise_if_unfit()
+    run_id = store.create_run(
+        config.to_dict(),
+        name=config.name,
+        model=config.model,
+        params=estimate.params,
+        macs=estimate.macs_per_image,
+    )
+    try:
+        _instance()[1](run_id)
+    except Exception as err:
+        store.finish_run(run_id, FAILED, f"could not queue the run: {err}")
+        raise UserError(f"could not queue the run: {err}") from None
+    return run_id
+
+
+# --- consumer -----------------------------------------------------------------------------------
+
+
+class _Consumer(Consumer):
+    """Huey's consumer plus, in its main loop: a worker heartbeat and orphan reaping."""
+
+    def __init__(self, huey: SqliteHuey, store: RunStore, **kwargs: Any) -> None:
+        super().__init__(huey, **kwargs)
+        self.store = store
+        self._last_beat = 0.0
+        self._last_reap = 0.0
+
+    def loop(self, health_check_ts: float | None = None) -> float | None:
+        now = time.monotonic()
+        if now - self._last_beat >= WORKER_HEARTBEAT_S:
+            self._last_beat = now
+            try:
+                self.store.worker_heartbeat(os.getpid())
+            except UserError as err:
+                self._logger.warning("heartbeat failed: %s", err)
+        if now - self._last_reap >= REAP_EVERY_S:
+            self._last_reap = now
+            try:
+                for run_id in self.store.reap_orphans():
+                    self._logger.warning("run %s: interrupted (its worker is gone)", run_id)
+            except UserError as err:
+                self._logger.warning("reaping failed: %s", err)
+        return super().loop(health_check_ts)
+
+
+def default_workers() -> int:
+    raw = os.environ.get("CNNLAB_WORKERS") or "1"
+    try:
+        return int(raw)
+    except ValueError:
+        raise UserError(f"CNNLAB_WORKERS must be a whole number, got {raw!r}") from None
+
+
+def run_consumer(workers: int | None = None) -> None:
+    """Run the consumer with ``workers`` process workers until SIGINT/SIGTERM."""
+    workers = default_workers() if workers is None else workers
+    if isinstance(workers, bool) or not 1 <= workers <= MAX_WORKERS:
+        raise UserError(f"workers must be between 1 and {MAX_WORKERS}, got {workers}")
+    os.environ["CNNLAB_WORKERS"] = str(workers)  # the engine divides the CPU cores among them
+    store = RunStore()
+    for run_id in store.reap_orphans():
+        log.warning("run %s: interrupted (its worker is gone)", run_id)
+    huey = get_huey()
+    consumer = _Consumer(
+        huey,
+        store,
+        workers=workers,
+        worker_type="process",
+        periodic=False,
+        initial_delay=0.1,
+        backoff=1.15,
+        max_delay=0.5,  # a queued run starts within half a second
+        check_worker_health=True,
+        health_check_interval=2,
+        shutdown_timeout=5,
+    )
+    log.info("cnnlab worker: %d process worker(s), queue %s", workers, queue_path())
+    try:
+        consumer.run()
+    finally:
+        try:
+            store.worker_gone(os.getpid())
+            store.reap_orphans()
+        except UserError:
+            pass
+
+
+def pending() -> int:
+    """How many tasks wait in the queue (not yet picked up by a worker)."""
+    return int(get_huey().pending_count())

@@ -1,0 +1,575 @@
+"""The run store: runs, their metrics and artifacts in one SQLite file (the only SQL in cnnlab).
+
+``CNNLAB_HOME/runs.db`` in WAL mode, so the dashboard, the CLI and several worker processes read
+and write it at once. Every call opens its own short-lived connection (safe across threads and
+``fork``); writes of one call are one transaction. Files of a run (its checkpoint) live in
+``CNNLAB_HOME/runs/<id>/``. To move to a server database, replace this module only.
+
+Statuses: ``queued → running → finished | failed | stopped | interrupted``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cnnlab.errors import UserError
+from cnnlab.paths import home
+
+QUEUED, RUNNING = "queued", "running"
+FINISHED, FAILED, STOPPED, INTERRUPTED = "finished", "failed", "stopped", "interrupted"
+STATUSES = (QUEUED, RUNNING, FINISHED, FAILED, STOPPED, INTERRUPTED)
+ACTIVE = (QUEUED, RUNNING)
+DONE = (FINISHED, FAILED, STOPPED, INTERRUPTED)
+
+HEARTBEAT_TIMEOUT_S = 60.0
+"""A running run whose heartbeat is older than this is taken for dead (the engine beats ~1 s)."""
+
+BUSY_TIMEOUT_MS = 15_000
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    model TEXT NOT NULL,
+    config TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created REAL NOT NULL,
+    started REAL,
+    ended REAL,
+    error TEXT,
+    device TEXT,
+    params INTEGER,
+    macs INTEGER,
+    pid INTEGER,
+    host TEXT,
+    heartbeat REAL,
+    stop_requested INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    step INTEGER NOT NULL,
+    epoch REAL NOT NULL,
+    key TEXT NOT NULL,
+    value REAL NOT NULL,
+    time REAL NOT NULL,
+    UNIQUE (run_id, step, key)
+);
+CREATE TABLE IF NOT EXISTS artifacts (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    path TEXT,
+    data TEXT,
+    created REAL NOT NULL,
+    PRIMARY KEY (run_id, kind)
+);
+CREATE TABLE IF NOT EXISTS workers (
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started REAL NOT NULL,
+    heartbeat REAL NOT NULL,
+    PRIMARY KEY (host, pid)
+);
+"""
+
+RUN_COLUMNS = (
+    "id, name, model, config, status, created, started, ended, error, device, params, macs,"
+    " pid, host, heartbeat, stop_requested"
+)
+
+
+class StoreError(UserError):
+    """The run store cannot be read or written (read-only folder, disk full, corrupt file)."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One row of ``runs`` with its config parsed (times are Unix seconds)."""
+
+    id: str
+    name: str
+    model: str
+    config: dict[str, Any]
+    status: str
+    created: float
+    started: float | None
+    ended: float | None
+    error: str | None
+    device: str | None
+    params: int | None
+    macs: int | None
+    pid: int | None
+    host: str | None
+    heartbeat: float | None
+    stop_requested: bool
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end (to now while running); None before it starts."""
+        if self.started is None:
+            return None
+        end = self.ended if self.ended is not None else time.time()
+        return max(0.0, end - self.started)
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def done(self) -> bool:
+        return self.status in DONE
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One recorded value; ``id`` grows with every new row (for incremental reads)."""
+
+    id: int
+    run_id: str
+    step: int
+    epoch: float
+    key: str
+    value: float
+    time: float
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A run's non-scalar result: JSON ``data`` (confusion matrix, …) or a file ``path``."""
+
+    run_id: str
+    kind: str
+    data: Any = None
+    path: Path | None = None
+    created: float = field(default=0.0, compare=False)
+
+
+def this_host() -> str:
+    return socket.gethostname()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host and is not a zombie."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (macOS): trust kill(0)
+    state = stat.rsplit(")", 1)[-1].split()[0] if ")" in stat else ""
+    return state not in ("Z", "X")
+
+
+def _describe(err: BaseException) -> str:
+    text = str(err) or type(err).__name__
+    if "readonly" in text or "read-only" in text:
+        return f"{text} (is the folder read-only?)"
+    if "disk" in text and "full" in text:
+        return f"{text} (free some space)"
+    return text
+
+
+class RunStore:
+    """Runs, metrics and artifacts in SQLite; see the module docstring."""
+
+    def __init__(self, path: Path | str | None = None) -> None:
+        try:
+            self.path = Path(path) if path is not None else home() / "runs.db"
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise StoreError(f"cannot create the run store folder: {_describe(err)}") from None
+        with self._write() as db:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            self._migrate(db)
+
+    # --- connections --------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """One connection, one transaction: committed on success, rolled back on error.
+
+        ``write``: ``BEGIN IMMEDIATE`` (waits for other writers up front, no upgrade deadlock).
+        """
+        db: sqlite3.Connection | None = None
+        try:
+            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            db.execute("PRAGMA foreign_keys = ON")
+            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            yield db
+            db.execute("COMMIT")
+        except sqlite3.Error as err:
+            if db is not None and db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+            raise StoreError(f"run store {self.path}: {_describe(err)}") from None
+        except BaseException:
+            if db is not None and db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+            raise
+        finally:
+            if db is not None:
+                db.close()
+
+    def _write(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return self._connect(write=True)
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        """Add columns that older stores lack (keeps old run files readable)."""
+        have = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+        for column, kind in (("host", "TEXT"), ("heartbeat", "REAL")):
+            if column not in have:
+                db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+
+    def integrity_ok(self) -> bool:
+        """SQLite's own integrity check (``PRAGMA integrity_check`` says ``ok``)."""
+        try:
+            with self._connect() as db:
+                rows = db.execute("PRAGMA integrity_check").fetchall()
+        except StoreError:
+            return False
+        return [tuple(r) for r in rows] == [("ok",)]
+
+    # --- runs ---------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        config: dict[str, Any],
+        *,
+        name: str | None,
+        model: str,
+        params: int | None,
+        macs: int | None,
+        status: str = QUEUED,
+    ) -> str:
+        """Insert a new run and return its id (12 hex digits)."""
+        if status not in STATUSES:
+            raise UserError(f"unknown run status {status!r}")
+        run_id = uuid.uuid4().hex[:12]
+        now = time.time()
+        label = (name or "").strip() or f"{model}-{run_id[:6]}"
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO runs (id, name, model, config, status, created, params, macs)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, label, model, json.dumps(config), status, now, params, macs),
+            )
+        return run_id
+
+    def get_run(self, run_id: str) -> Run | None:
+        with self._connect() as db:
+            row = db.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return _run(row) if row else None
+
+    def require_run(self, run_id: str) -> Run:
+        """:meth:`get_run`, but a missing id is a :class:`UserError`."""
+        run = self.get_run(run_id)
+        if run is None:
+            raise UserError(f"no run with id {run_id!r} (see `python -m cnnlab runs list`)")
+        return run
+
+    def list_runs(self, status: str | None = None) -> list[Run]:
+        """All runs, newest first (optionally only those with ``status``)."""
+        sql = f"SELECT {RUN_COLUMNS} FROM runs"
+        args: tuple[Any, ...] = ()
+        if status is not None:
+            sql += " WHERE status = ?"
+            args = (status,)
+        with self._connect() as db:
+            rows = db.execute(sql + " ORDER BY created DESC, rowid DESC", args).fetchall()
+        return [_run(r) for r in rows]
+
+    def mark_running(self, run_id: str, pid: int, device: str) -> bool:
+        """Claim a queued run for process ``pid``; False if it is no longer queued."""
+        now = time.time()
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE runs SET status = ?, started = ?, pid = ?, host = ?, device = ?,"
+                " heartbeat = ? WHERE id = ? AND status = ? AND stop_requested = 0",
+                (RUNNING, now, pid, this_host(), device, now, run_id, QUEUED),
+            )
+            return cur.rowcount == 1
+
+    def heartbeat(self, run_id: str) -> None:
+        with self._write() as db:
+            db.execute("UPDATE runs SET heartbeat = ? WHERE id = ?", (time.time(), run_id))
+
+    def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
+        """End a run with ``status`` (finished, failed, stopped or interrupted)."""
+        if status not in DONE:
+            raise UserError(f"a run ends as one of {', '.join(DONE)}, not {status!r}")
+        with self._write() as db:
+            db.execute(
+                "UPDATE runs SET status = ?, error = ?, ended = ? WHERE id = ?",
+                (status, error, time.time(), run_id),
+            )
+
+    def request_stop(self, run_id: str) -> bool:
+        """Ask a run to stop: a running one stops at its next check (≤ 2 s), a queued one is
+        cancelled at once. False if the run is missing or already over."""
+        now = time.time()
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE runs SET stop_requested = 1 WHERE id = ? AND status IN (?, ?)",
+                (run_id, QUEUED, RUNNING),
+            )
+            db.execute(
+                "UPDATE runs SET status = ?, ended = ?, error = ? WHERE id = ? AND status = ?",
+                (STOPPED, now, "cancelled before it started", run_id, QUEUED),
+            )
+            return cur.rowcount == 1
+
+    def stop_requested(self, run_id: str) -> bool:
+        with self._connect() as db:
+            row = db.execute("SELECT stop_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return row is None or bool(row[0])  # a deleted run stops too
+
+    def cancel(self, run_id: str) -> bool:
+        """Cancel a queued run (status ``stopped``); False if it is not queued."""
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE runs SET status = ?, ended = ?, error = ?, stop_requested = 1"
+                " WHERE id = ? AND status = ?",
+                (STOPPED, time.time(), "cancelled before it started", run_id, QUEUED),
+            )
+            return cur.rowcount == 1
+
+    def rename(self, run_id: str, name: str) -> None:
+        label = (name or "").strip()
+        if not label or len(label) > 200:
+            raise UserError("a run name must be 1–200 characters")
+        with self._write() as db:
+            cur = db.execute("UPDATE runs SET name = ? WHERE id = ?", (label, run_id))
+        if cur.rowcount != 1:
+            raise UserError(f"no run with id {run_id!r}")
+
+    def delete_run(self, run_id: str) -> None:
+        """Delete a run, its metrics, artifacts and files. A running run must be stopped first."""
+        run = self.require_run(run_id)
+        if run.status == RUNNING:
+            raise UserError(f"run {run_id} is running; stop it first (`cnnlab runs stop {run_id}`)")
+        with self._write() as db:
+            db.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
+            db.execute("DELETE FROM artifacts WHERE run_id = ?", (run_id,))
+            db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+        shutil.rmtree(self._run_path(run_id), ignore_errors=True)
+
+    # --- metrics ------------------------------------------------------------------------------
+
+    def add_metrics(self, run_id: str, rows: Iterable[tuple[int, float, str, float]]) -> int:
+        """Record ``(step, epoch, key, value)`` rows in one transaction; returns how many.
+
+        A (step, key) pair recorded twice keeps the last value (never two rows).
+        """
+        now = time.time()
+        batch = [
+            (run_id, int(step), float(epoch), str(key), float(value), now)
+            for step, epoch, key, value in rows
+        ]
+        if not batch:
+            return 0
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO metrics (run_id, step, epoch, key, value, time)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, step, key)"
+                " DO UPDATE SET epoch = excluded.epoch, value = excluded.value,"
+                " time = excluded.time",
+                batch,
+            )
+        return len(batch)
+
+    def metrics(
+        self,
+        run_id: str,
+        keys: Iterable[str] | None = None,
+        after_step: int | None = None,
+        after_id: int | None = None,
+    ) -> list[Metric]:
+        """A run's metric rows ordered by step (then key).
+
+        For live charts read incrementally: ``after_step`` returns rows with a larger step;
+        ``after_id`` rows added after the row with that id. All rows of one step are written
+        in one transaction, so neither misses a row.
+        """
+        sql = "SELECT rowid, run_id, step, epoch, key, value, time FROM metrics WHERE run_id = ?"
+        args: list[Any] = [run_id]
+        if keys is not None:
+            wanted = list(keys)
+            if not wanted:
+                return []
+            sql += f" AND key IN ({', '.join('?' * len(wanted))})"
+            args += wanted
+        if after_step is not None:
+            sql += " AND step > ?"
+            args.append(int(after_step))
+        if after_id is not None:
+            sql += " AND rowid > ?"
+            args.append(int(after_id))
+        with self._connect() as db:
+            rows = db.execute(sql + " ORDER BY step, key", args).fetchall()
+        return [Metric(*row) for row in rows]
+
+    def metric_count(self, run_id: str | None = None) -> int:
+        with self._connect() as db:
+            if run_id is None:
+                return int(db.execute("SELECT COUNT(*) FROM metrics").fetchone()[0])
+            sql = "SELECT COUNT(*) FROM metrics WHERE run_id = ?"
+            return int(db.execute(sql, (run_id,)).fetchone()[0])
+
+    def final_metrics(self, run_id: str) -> dict[str, float]:
+        """The last recorded value of every key (after a finished run: accuracy, precision,
+        recall, f1, test_loss, train_seconds, mean_images_per_second, …)."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT key, value FROM metrics m WHERE run_id = ? AND step ="
+                " (SELECT MAX(step) FROM metrics WHERE run_id = m.run_id AND key = m.key)",
+                (run_id,),
+            ).fetchall()
+        return {key: value for key, value in rows}
+
+    # --- artifacts ----------------------------------------------------------------------------
+
+    def put_artifact(
+        self,
+        run_id: str,
+        kind: str,
+        data: dict[str, Any] | list[Any] | None = None,
+        path: Path | str | None = None,
+    ) -> None:
+        """Store a JSON-able ``data`` blob and/or a file ``path`` under ``kind`` (replaces)."""
+        blob = None if data is None else json.dumps(data)
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO artifacts (run_id, kind, path, data, created) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (run_id, kind) DO UPDATE SET path = excluded.path,"
+                " data = excluded.data, created = excluded.created",
+                (run_id, kind, None if path is None else str(path), blob, time.time()),
+            )
+
+    def get_artifact(self, run_id: str, kind: str) -> Artifact | None:
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT run_id, kind, path, data, created FROM artifacts"
+                " WHERE run_id = ? AND kind = ?",
+                (run_id, kind),
+            ).fetchone()
+        return _artifact(row) if row else None
+
+    def artifacts(self, run_id: str) -> list[Artifact]:
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT run_id, kind, path, data, created FROM artifacts WHERE run_id = ?"
+                " ORDER BY kind",
+                (run_id,),
+            ).fetchall()
+        return [_artifact(r) for r in rows]
+
+    def _run_path(self, run_id: str) -> Path:
+        if not run_id or not all(c.isalnum() or c in "-_" for c in run_id):
+            raise UserError(f"not a run id: {run_id!r}")
+        return self.path.parent / "runs" / run_id
+
+    def run_dir(self, run_id: str) -> Path:
+        """The run's own folder (created on first use) for its checkpoint and files."""
+        folder = self._run_path(run_id)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise StoreError(f"cannot create {folder}: {_describe(err)}") from None
+        return folder
+
+    # --- liveness -----------------------------------------------------------------------------
+
+    def reap_orphans(self, max_heartbeat_age_s: float = HEARTBEAT_TIMEOUT_S) -> list[str]:
+        """Mark ``interrupted`` every running run whose process is gone (on this host) or whose
+        heartbeat stopped; returns their ids. Queued runs are left alone."""
+        now = time.time()
+        host = this_host()
+        reaped: list[tuple[str, str]] = []
+        for run in self.list_runs(RUNNING):
+            reason = None
+            if run.host == host and run.pid is not None and not pid_alive(run.pid):
+                reason = f"the worker process (pid {run.pid}) ended without finishing the run"
+            elif run.heartbeat is None or now - run.heartbeat > max_heartbeat_age_s:
+                last = "never" if run.heartbeat is None else f"{now - run.heartbeat:.0f} s ago"
+                reason = f"no heartbeat from the worker (last {last})"
+            if reason:
+                reaped.append((run.id, reason))
+        done = []
+        for run_id, reason in reaped:
+            with self._write() as db:
+                cur = db.execute(
+                    "UPDATE runs SET status = ?, error = ?, ended = ? WHERE id = ? AND status = ?",
+                    (INTERRUPTED, reason, now, run_id, RUNNING),
+                )
+                if cur.rowcount == 1:
+                    done.append(run_id)
+        return done
+
+    def worker_heartbeat(self, pid: int) -> None:
+        """A queue consumer says it is alive (every ~2 s)."""
+        now = time.time()
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO workers (host, pid, started, heartbeat) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (host, pid) DO UPDATE SET heartbeat = excluded.heartbeat",
+                (this_host(), pid, now, now),
+            )
+            db.execute("DELETE FROM workers WHERE heartbeat < ?", (now - 3600,))
+
+    def worker_gone(self, pid: int) -> None:
+        """A consumer shutting down cleanly removes its heartbeat row."""
+        with self._write() as db:
+            db.execute("DELETE FROM workers WHERE host = ? AND pid = ?", (this_host(), pid))
+
+    def workers_alive(self, max_age_s: float = 10) -> int:
+        """How many consumers beat within ``max_age_s`` (0: nobody will pick up queued runs)."""
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT COUNT(*) FROM workers WHERE heartbeat >= ?", (time.time() - max_age_s,)
+            ).fetchone()
+        return int(row[0])
+
+
+def _run(row: tuple[Any, ...]) -> Run:
+    values = list(row)
+    try:
+        values[3] = json.loads(values[3])
+    except (TypeError, ValueError):
+        values[3] = {}
+    values[15] = bool(values[15])
+    return Run(*values)
+
+
+def _artifact(row: tuple[Any, ...]) -> Artifact:
+    run_id, kind, path, data, created = row
+    return Artifact(
+        run_id=run_id,
+        kind=kind,
+        data=None if data is None else json.loads(data),
+        path=None if path is None else Path(path),
+        created=created,
+    )
