@@ -23,6 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from torch import nn
+from torchvision.ops import StochasticDepth
+from torchvision.ops.misc import Permute
 
 Shape = Sequence[int]
 
@@ -459,9 +461,11 @@ register(
     nn.Dropout3d,
     nn.AlphaDropout,
     nn.Identity,
+    StochasticDepth,
+    Permute,
     params="0",
     macs="0",
-    flops="0 (reshape; dropout is the identity at inference)",
+    flops="0 (reshape or permute; dropout and stochastic depth are the identity at inference)",
 )(_zero)
 
 

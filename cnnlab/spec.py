@@ -626,9 +626,11 @@ def describe_layer(layer: LayerSpec, in_size: int | None = None) -> str:
         if layer.padding:
             text += f" p{layer.padding}"
     elif t == "linear":
-        text = f"linear {arrow_in}{layer.out_features:,}" if layer.out_features else "linear"
+        out_f = layer.out_features
+        text = f"linear {arrow_in}{out_f:,}" if isinstance(out_f, int) else "linear"
     elif t == "dropout":
         text = f"dropout p={layer.p:g}" if isinstance(layer.p, (int, float)) else "dropout"
+    # (labels are also drawn for invalid layers: never format a value of the wrong type)
     else:
         text = t
     if layer.batchnorm and t in ("conv", "linear"):

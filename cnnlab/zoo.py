@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import torch
 import torchvision
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from cnnlab.errors import UserError
 
@@ -192,6 +193,42 @@ def mnist_stack(spec: StackSpec) -> StackSpec:
     return replace(adapted, layers=tuple(layers + head))
 
 
+class _TensorsOnDevice(TorchFunctionMode):
+    """Like ``with torch.device(d)`` but only for the factories modules use for their tensors.
+
+    A builder that computes its layer widths with tensors (RegNet's ``BlockParams`` calls
+    ``.tolist()``) cannot run under ``torch.device("meta")``; here ``arange``/``tensor`` stay on
+    the CPU while parameters and buffers (``empty``, ``zeros``, ``ones``…) land on ``device``.
+    """
+
+    FACTORIES = frozenset(
+        {torch.empty, torch.zeros, torch.ones, torch.full, torch.rand, torch.randn}
+    )
+
+    def __init__(self, device: torch.device) -> None:
+        super().__init__()
+        self.device = device
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        kwargs = dict(kwargs or {})
+        if func in self.FACTORIES and kwargs.get("device") is None:
+            kwargs["device"] = self.device
+        return func(*args, **kwargs)
+
+
+def _construct(
+    builder: Callable[[int], nn.Module], classes: int, device: torch.device
+) -> nn.Module:
+    try:
+        with torch.device(device):
+            return builder(classes)
+    except NotImplementedError:
+        if device.type != "meta":
+            raise
+    with _TensorsOnDevice(device):
+        return builder(classes)
+
+
 def build_model(
     name: str,
     *,
@@ -222,8 +259,8 @@ def build_model(
         raise UserError(f"num_classes must be between 1 and 1,048,576, got {num_classes}")
     native_mnist = name in MNIST_MODELS
     classes = num_classes or (MNIST_CLASSES if (mnist or native_mnist) else 1000)
+    model = _construct(builder, classes, torch.device(device))
     with torch.device(device):
-        model = builder(classes)
         if mnist:
             _replace_first_conv_input(model, 1)
             _replace_last_classifier(model, classes)
