@@ -20,9 +20,16 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from cnnlab.analyse import analyse_zoo
+from cnnlab.errors import UserError
 
 if TYPE_CHECKING:
     from cnnlab.spec import StackSpec
+
+
+# The cross-check builds real weights and runs three real forward passes: refuse, before any
+# allocation, inputs that would take minutes or gigabytes (VGG-16 at 224×224: 15.5 G MACs).
+MAX_MACS = 100 * 10**9
+MAX_ACTIVATION_BYTES = 4 * 10**9
 
 
 @dataclass(frozen=True)
@@ -113,6 +120,13 @@ def _crosscheck_cached(
         spec=spec,
         separable=separable,
     )
+    t = ours.totals
+    if t.macs > MAX_MACS or t.activation_bytes > MAX_ACTIVATION_BYTES:
+        raise UserError(
+            f"the cross-check runs real forward passes; {t.macs:,} MACs and"
+            f" {t.activation_bytes / 1e9:.1f} GB of activations are too much"
+            f" (limits {MAX_MACS:,} MACs, {MAX_ACTIVATION_BYTES / 1e9:.0f} GB): use a smaller input"
+        )
     shape = tuple(ours.input_shape)
     torch.manual_seed(0)
     model = zoo.build_model(name, mnist=mnist, device="cpu", spec=spec)
