@@ -308,6 +308,7 @@ def _expand(arg: str, tmp: Path) -> str:
 @pytest.mark.parametrize("case", params("cli"))
 def test_cli_corpus(case: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     for name, text in case.get("files", {}).items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text, encoding="utf-8")
     argv = [_expand(a, tmp_path) for a in case["argv"]]
     _need_subcommand(argv[0])
