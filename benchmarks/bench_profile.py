@@ -1,0 +1,128 @@
+"""Benchmark: cnnlab's analysis (meta device) vs torchinfo and fvcore on the same models.
+
+Targets (issues 3 and 4): VGG-16 at 3×224×224 analysed in ≤ 50 ms warm; a 20-layer Conv Lab
+stack re-analysed in ≤ 20 ms. cnnlab's time includes building the model on the ``meta``
+device; torchinfo's and fvcore's times are for the summary/count alone on a model already built
+with real weights (building VGG-16 with real weights takes ~2 s more on CPU).
+
+    python benchmarks/bench_profile.py [--json] [--quick]
+
+Prints medians after warm-up; ``--json`` prints one object:
+``{"cnnlab_ms": {...}, "torchinfo_ms": {...}, "fvcore_ms": {...}, "speedup_vs_torchinfo": {...}}``.
+``--quick`` is a smoke run (fewer repeats; the external tools skip VGG-16).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch
+
+from cnnlab.analyse import analyse_spec, analyse_zoo
+from cnnlab.build import build_stack
+from cnnlab.crosscheck import _quiet, fvcore_total, torchinfo_totals
+from cnnlab.spec import LayerSpec, StackSpec
+from cnnlab.zoo import build_model
+
+TARGETS_MS = {"vgg16": 50.0, "stack20": 20.0}
+
+
+def stack20() -> StackSpec:
+    """20 layers: four blocks of (4 × conv 3×3 + BN + ReLU, maxpool) on 3×64×64."""
+    conv = LayerSpec(
+        type="conv", out_channels=64, kernel=3, padding=1, batchnorm=True, activation="relu"
+    )
+    block = (conv, conv, conv, conv, LayerSpec(type="maxpool", kernel=2))
+    return StackSpec(input=(3, 64, 64), layers=block * 4, name="stack20")
+
+
+def median_ms(fn: Callable[[], object], warmup: int, repeats: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--quick", action="store_true", help="smoke run: fewer repeats")
+    args = parser.parse_args(argv)
+    warmup, repeats = (1, 3) if args.quick else (3, 15)
+    ext_repeats = 1 if args.quick else 5
+    torch.set_grad_enabled(True)
+
+    spec = stack20()
+    cnnlab_ms = {
+        "alexnet": median_ms(lambda: analyse_zoo("alexnet"), warmup, repeats),
+        "vgg16": median_ms(lambda: analyse_zoo("vgg16"), warmup, repeats),
+        "stack20": median_ms(lambda: analyse_spec(spec), warmup, repeats),
+    }
+
+    torchinfo_ms: dict[str, float | None] = {}
+    fvcore_ms: dict[str, float | None] = {}
+    for target in ("alexnet", "vgg16", "stack20"):
+        if args.quick and target == "vgg16":
+            torchinfo_ms[target] = fvcore_ms[target] = None
+            continue
+        model = build_stack(spec) if target == "stack20" else build_model(target)
+        model.eval()
+        shape = (1, *spec.input) if target == "stack20" else (1, 3, 224, 224)
+        x = torch.zeros(shape)
+        with _quiet():
+            torchinfo_ms[target] = median_ms(
+                lambda m=model, x=x: torchinfo_totals(m, x), 1, ext_repeats
+            )
+            fvcore_ms[target] = median_ms(lambda m=model, x=x: fvcore_total(m, x), 1, ext_repeats)
+        del model
+
+    speedup = {
+        k: (round(v / cnnlab_ms[k], 1) if v is not None and cnnlab_ms[k] > 0 else None)
+        for k, v in torchinfo_ms.items()
+    }
+    result = {
+        "cnnlab_ms": {k: round(v, 2) for k, v in cnnlab_ms.items()},
+        "torchinfo_ms": {
+            k: (round(v, 2) if v is not None else None) for k, v in torchinfo_ms.items()
+        },
+        "fvcore_ms": {k: (round(v, 2) if v is not None else None) for k, v in fvcore_ms.items()},
+        "speedup_vs_torchinfo": speedup,
+        "targets_ms": TARGETS_MS,
+        "within_target": {k: cnnlab_ms[k] <= limit for k, limit in TARGETS_MS.items()},
+        "repeats": repeats,
+        "quick": args.quick,
+        "threads": torch.get_num_threads(),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(
+            f"{'model':10s} {'cnnlab ms':>10s} {'torchinfo ms':>13s} {'fvcore ms':>10s} {'×':>6s}"
+        )
+        for k in cnnlab_ms:
+            ti, fv, sp = torchinfo_ms[k], fvcore_ms[k], speedup[k]
+            print(
+                f"{k:10s} {cnnlab_ms[k]:10.2f} {ti if ti is not None else float('nan'):13.2f} "
+                f"{fv if fv is not None else float('nan'):10.2f} "
+                f"{sp if sp is not None else float('nan'):6.1f}"
+            )
+        for k, limit in TARGETS_MS.items():
+            ok = "ok" if result["within_target"][k] else "OVER"
+            print(f"target {k}: ≤ {limit:g} ms — {cnnlab_ms[k]:.2f} ms {ok}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
