@@ -119,7 +119,7 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise UserError(f"unknown training option(s): {', '.join(map(str, unknown))}")
+            raise UserError(f"unknown training option(s): {', '.join(map(repr, unknown))}")
         return cls(**data)
 
     def with_(self, **changes: Any) -> TrainConfig:
@@ -155,6 +155,8 @@ def _int(what: str, value: object, low: int | None = None, high: int | None = No
 def _float(what: str, value: object, *, positive: bool = False, high: float | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise UserError(f"{what} must be a number, got {value!r}")
+    if isinstance(value, int) and abs(value) > 2**53:  # also keeps float() from overflowing
+        raise UserError(f"{what} is out of range, got a {len(str(abs(value)))}-digit number")
     if not math.isfinite(value):
         raise UserError(f"{what} must be a finite number, got {value}")
     if positive and value <= 0:
