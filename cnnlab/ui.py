@@ -7,11 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
 from cnnlab.data import MnistSplit, load_mnist
 from cnnlab.errors import UserError
+
+if TYPE_CHECKING:
+    from cnnlab.store import RunStore
 
 
 def page_header(title: str, icon: str, caption: str | None = None) -> None:
@@ -54,3 +58,38 @@ def user_errors(prefix: str = "") -> Iterator[None]:
         yield
     except UserError as err:
         st.error(f"{prefix}{err}")
+
+
+# --- training pages (Train, Runs) -------------------------------------------------------------
+
+WORKER_HELP = (
+    "No training worker is running, so new runs will wait in the queue. Start one in a terminal "
+    "with `make run` (app + worker) or `python -m cnnlab worker`."
+)
+
+
+def open_run_store() -> RunStore | None:
+    """The run store with dead runs marked ``interrupted``, or None after saying why not."""
+    from cnnlab.store import RunStore
+
+    try:
+        store = RunStore()
+        store.reap_orphans()
+        return store
+    except UserError as err:
+        st.error(f"The run store cannot be read: {err}", icon="🚫")
+    except Exception as err:  # a broken file must never show a traceback
+        st.error(f"The run store cannot be read: {type(err).__name__}: {err}", icon="🚫")
+    return None
+
+
+def worker_notice(store: RunStore) -> bool:
+    """Warn when no queue consumer is alive; True when at least one is."""
+    try:
+        alive = store.workers_alive() > 0
+    except UserError as err:
+        st.error(f"The run store cannot be read: {err}", icon="🚫")
+        return False
+    if not alive:
+        st.container(key="no-worker").warning(WORKER_HELP, icon="⚠️")
+    return alive

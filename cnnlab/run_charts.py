@@ -1,0 +1,224 @@
+"""Plotly figures of training runs: curves per step and per epoch, confusion matrix, per-class
+bars, several runs overlaid, class probabilities.
+
+Figures only present what the engine recorded (:mod:`cnnlab.store` rows, gathered by
+:mod:`cnnlab.runview`); the one computation here is the optional display smoothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from cnnlab.runview import Curves, smooth
+
+PALETTE = (
+    "#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2",
+    "#B279A2", "#EECA3B", "#9D755D", "#FF9DA6", "#BAB0AC",
+)  # fmt: skip
+TRAIN_COLOR, TEST_COLOR = "#4C78A8", "#E45756"
+CLASSES = [str(d) for d in range(10)]
+
+KEY_TITLES = {
+    "loss": "training loss",
+    "train_accuracy": "training accuracy (running)",
+    "accuracy": "test accuracy",
+    "test_accuracy": "test accuracy",
+    "test_loss": "test loss",
+    "lr": "learning rate",
+    "images_per_second": "images/s",
+}
+
+
+def _layout(fig: go.Figure, title: str, height: int = 320) -> go.Figure:
+    fig.update_layout(
+        title={"text": title, "x": 0.0, "xanchor": "left"},
+        height=height,
+        margin={"l": 10, "r": 10, "t": 60, "b": 10},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 1.0, "xanchor": "right"},
+        hoverlabel={"namelength": -1},
+        uirevision="keep",  # zoom and hidden traces survive live updates
+    )
+    return fig
+
+
+def _is_fraction(key: str) -> bool:
+    return key in ("accuracy", "train_accuracy", "test_accuracy", "progress")
+
+
+def step_figure(
+    curves: Curves, key: str, smoothing: float = 0.0, title: str | None = None
+) -> go.Figure:
+    """One metric per training step: raw points faint, the smoothed line on top."""
+    steps, values = curves.series(key)
+    fig = go.Figure()
+    fraction = _is_fraction(key)
+    shown = [100 * v for v in values] if fraction else values
+    unit = " %" if fraction else ""
+    if smoothing > 0:
+        fig.add_trace(
+            go.Scatter(
+                x=steps, y=shown, mode="lines", name="raw", line={"color": TRAIN_COLOR, "width": 1},
+                opacity=0.3, hovertemplate=f"step %{{x}}<br>raw %{{y:.4g}}{unit}<extra></extra>",
+            )
+        )  # fmt: skip
+    fig.add_trace(
+        go.Scatter(
+            x=steps, y=smooth(shown, smoothing),
+            mode="lines+markers" if len(steps) < 30 else "lines",
+            name="smoothed" if smoothing > 0 else KEY_TITLES.get(key, key),
+            line={"color": TRAIN_COLOR, "width": 2},
+            hovertemplate=f"step %{{x}}<br>%{{y:.4g}}{unit}<extra></extra>",
+        )
+    )  # fmt: skip
+    fig.update_xaxes(title_text="step", rangemode="tozero")
+    fig.update_yaxes(title_text=KEY_TITLES.get(key, key) + (" (%)" if fraction else ""))
+    if not steps:
+        fig.add_annotation(text="waiting for the first steps…", showarrow=False, x=0.5, y=0.5,
+                           xref="paper", yref="paper")  # fmt: skip
+    return _layout(fig, title or KEY_TITLES.get(key, key).capitalize() + " per step")
+
+
+def epoch_figure(curves: Curves) -> go.Figure:
+    """Test accuracy after each epoch (with test loss on a second axis)."""
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    acc_epochs = curves.epochs.get("test_accuracy", [])
+    acc = curves.values.get("test_accuracy", [])
+    fig.add_trace(
+        go.Scatter(
+            x=acc_epochs, y=[100 * v for v in acc], mode="lines+markers", name="test accuracy",
+            line={"color": TEST_COLOR, "width": 2}, marker={"size": 9},
+            hovertemplate="epoch %{x:.2f}<br>%{y:.2f} %<extra></extra>",
+        ),
+        secondary_y=False,
+    )  # fmt: skip
+    loss_epochs = curves.epochs.get("test_loss", [])
+    loss = curves.values.get("test_loss", [])
+    if loss:
+        fig.add_trace(
+            go.Scatter(
+                x=loss_epochs, y=loss, mode="lines+markers", name="test loss",
+                line={"color": "#9D755D", "width": 1, "dash": "dot"},
+                hovertemplate="epoch %{x:.2f}<br>loss %{y:.4f}<extra></extra>",
+            ),
+            secondary_y=True,
+        )  # fmt: skip
+    fig.update_xaxes(title_text="epoch", rangemode="tozero", dtick=1)
+    fig.update_yaxes(title_text="test accuracy (%)", secondary_y=False)
+    fig.update_yaxes(title_text="test loss", secondary_y=True, showgrid=False)
+    if not acc:
+        fig.add_annotation(text="measured on the test set after each epoch", showarrow=False,
+                           x=0.5, y=0.5, xref="paper", yref="paper")  # fmt: skip
+    return _layout(fig, "Test accuracy per epoch")
+
+
+def confusion_figure(matrix: Sequence[Sequence[int]]) -> go.Figure:
+    """The 10×10 confusion matrix: rows true digit, columns predicted, exact counts in cells."""
+    counts = [[int(c) for c in row] for row in matrix]
+    if len(counts) != 10 or any(len(row) != 10 for row in counts):
+        raise ValueError("expected a 10×10 confusion matrix")
+    totals = [max(1, sum(row)) for row in counts]
+    share = [[c / totals[i] for c in row] for i, row in enumerate(counts)]
+    fig = go.Figure(
+        go.Heatmap(
+            z=share, x=CLASSES, y=CLASSES, text=counts, texttemplate="%{text}",
+            colorscale="Blues", zmin=0, zmax=1, showscale=True,
+            colorbar={"title": {"text": "share of<br>true class"}, "tickformat": ".0%"},
+            hovertemplate="true %{y} → predicted %{x}<br>%{text} images (%{z:.1%})<extra></extra>",
+        )
+    )  # fmt: skip
+    fig.update_xaxes(title_text="predicted digit", side="bottom", type="category")
+    fig.update_yaxes(title_text="true digit", autorange="reversed", type="category")
+    return _layout(fig, "Confusion matrix (test set)", height=460)
+
+
+def per_class_figure(per_class: Sequence[Mapping[str, float]]) -> go.Figure:
+    """Grouped bars: precision, recall and F1 of each digit (engine rows ``{digit, precision,
+    recall, f1, support}``; values 0–1 shown as %)."""
+    rows = sorted(per_class, key=lambda r: int(r["digit"]))
+    digits = [str(int(r["digit"])) for r in rows]
+    fig = go.Figure()
+    colors = {"precision": "#4C78A8", "recall": "#F58518", "f1": "#54A24B"}
+    lows = []
+    for key in ("precision", "recall", "f1"):
+        values = [100 * float(r[key]) for r in rows]
+        lows += values
+        fig.add_trace(
+            go.Bar(
+                x=digits, y=values, name="F1" if key == "f1" else key,
+                marker_color=colors[key],
+                customdata=[int(r.get("support", 0)) for r in rows],
+                hovertemplate=f"digit %{{x}}<br>{key} %{{y:.2f}} %"
+                "<br>%{customdata} test images<extra></extra>",
+            )
+        )  # fmt: skip
+    low = min(lows) if lows else 0.0
+    fig.update_layout(barmode="group")
+    fig.update_xaxes(title_text="digit", type="category")
+    fig.update_yaxes(title_text="%", range=[max(0.0, low - 5), 100.5])
+    return _layout(fig, "Per-class precision, recall and F1", height=360)
+
+
+def overlay_figure(
+    curves: Mapping[str, Curves], key: str, smoothing: float = 0.0, by_epoch: bool = True
+) -> go.Figure:
+    """The same metric of several runs on one chart (x: epoch, so runs of any size line up)."""
+    fig = go.Figure()
+    fraction = _is_fraction(key)
+    for i, (label, run) in enumerate(curves.items()):
+        xs = run.epochs.get(key, []) if by_epoch else run.steps.get(key, [])
+        ys = run.values.get(key, [])
+        shown = [100 * v for v in ys] if fraction else list(ys)
+        per_epoch = key.startswith("test_")
+        fig.add_trace(
+            go.Scatter(
+                x=xs, y=shown if per_epoch else smooth(shown, smoothing), name=label,
+                mode="lines+markers" if per_epoch or len(xs) < 30 else "lines",
+                line={"color": PALETTE[i % len(PALETTE)], "width": 2},
+                hovertemplate=f"{label}<br>%{{x:.3g}}: %{{y:.4g}}<extra></extra>",
+            )
+        )  # fmt: skip
+    fig.update_xaxes(title_text="epoch" if by_epoch else "step", rangemode="tozero")
+    fig.update_yaxes(title_text=KEY_TITLES.get(key, key) + (" (%)" if fraction else ""))
+    return _layout(fig, f"{KEY_TITLES.get(key, key).capitalize()} — runs compared", height=360)
+
+
+def final_bars(finals: Mapping[str, Mapping[str, float]]) -> go.Figure:
+    """Accuracy, precision, recall and F1 of several runs as grouped bars (%)."""
+    fig = go.Figure()
+    keys = ("accuracy", "precision", "recall", "f1")
+    lows = []
+    for i, (label, final) in enumerate(finals.items()):
+        ys = [100 * final[k] if k in final else None for k in keys]
+        lows += [y for y in ys if y is not None]
+        fig.add_trace(
+            go.Bar(
+                x=["accuracy", "precision", "recall", "F1"], y=ys, name=label,
+                marker_color=PALETTE[i % len(PALETTE)],
+                text=[None if y is None else f"{y:.2f}" for y in ys], textposition="outside",
+                hovertemplate=f"{label}<br>%{{x}} %{{y:.2f}} %<extra></extra>",
+            )
+        )  # fmt: skip
+    low = min(lows) if lows else 0.0
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(title_text="%", range=[max(0.0, low - 5), 101])
+    return _layout(fig, "Final test metrics", height=360)
+
+
+def probability_figure(probs: Sequence[float]) -> go.Figure:
+    """The model's probability for each digit, the winner highlighted."""
+    values = [100 * float(p) for p in probs]
+    best = max(range(len(values)), key=values.__getitem__) if values else -1
+    colors = [TEST_COLOR if i == best else "#BAB0AC" for i in range(len(values))]
+    fig = go.Figure(
+        go.Bar(
+            x=CLASSES[: len(values)], y=values, marker_color=colors,
+            text=[f"{v:.1f}" for v in values], textposition="outside",
+            hovertemplate="digit %{x}: %{y:.2f} %<extra></extra>",
+        )
+    )  # fmt: skip
+    fig.update_xaxes(title_text="digit", type="category")
+    fig.update_yaxes(title_text="probability (%)", range=[0, 110])
+    return _layout(fig, "Class probabilities", height=300)
