@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import UserError
-from cnnlab.rules import count_module
+from cnnlab.rules import count_module, is_atomic
 
 if TYPE_CHECKING:
     from cnnlab.spec import StackSpec
@@ -120,10 +120,23 @@ def _shape_of(value: Any) -> tuple[int, ...]:
 
 
 def leaf_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """(dotted name, module) of every module without children, in definition order."""
+    """(dotted name, module) of every counting unit, in definition order.
+
+    A unit is a module without children, or an *atomic* one (its rule covers its children,
+    e.g. ``MultiheadAttention``), whose children are then not units themselves.
+    """
     leaves = []
+    inside: str | None = None  # dotted prefix of the atomic unit being skipped
     for name, module in model.named_modules():
-        if next(iter(module.children()), None) is None:
+        if inside is not None and (name == inside or name.startswith(inside + ".")):
+            continue
+        inside = None
+        if is_atomic(module):
+            leaves.append((name or type(model).__name__, module))
+            inside = name
+            if not name:  # the whole model is one unit
+                break
+        elif next(iter(module.children()), None) is None:
             leaves.append((name or type(model).__name__, module))
     return leaves
 

@@ -15,7 +15,12 @@ import torch
 from torch import nn
 
 from cnnlab.errors import UserError
-from cnnlab.spec import StackSpec
+from cnnlab.spec import StackSpec, check_stack, with_separable
+
+# Timing runs real forward passes several times: refuse, before building anything, stacks that
+# would take minutes or gigabytes (a VGG-16 at 224×224 is 15.5 G MACs, 138 M params).
+MAX_MACS = 50 * 10**9
+MAX_PARAMS = 200_000_000
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,15 @@ def compare_latency(
 
     if not 1 <= batch <= 1024:
         raise UserError(f"batch must be between 1 and 1024, got {batch}")
+    spec.validate()
+    checks = check_stack(with_separable(spec, False))
+    macs = batch * sum(c.macs for c in checks)
+    params = sum(c.params for c in checks)
+    if macs > MAX_MACS or params > MAX_PARAMS:
+        raise UserError(
+            f"timing runs real forward passes; {macs:,} MACs and {params:,} params are too much "
+            f"(limits {MAX_MACS:,} MACs, {MAX_PARAMS:,} params): use a smaller input or stack"
+        )
     dev = resolve_device(device)
     torch.manual_seed(0)
     regular = build_stack(spec, separable=False, device=dev)

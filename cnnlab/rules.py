@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from torch import nn
+from torchvision.models.swin_transformer import ShiftedWindowAttention
 from torchvision.ops import StochasticDepth
 from torchvision.ops.misc import Permute
 
@@ -47,20 +48,36 @@ Rule = Callable[[nn.Module, Shape, Shape], Count]
 RULES: dict[type, Rule] = {}
 """Module class → rule. Use :func:`rule_for` to look one up along the MRO."""
 
+ATOMIC: set[type] = set()
+"""Module classes counted as one unit with their children (their forward uses the children's
+tensors directly, e.g. ``MultiheadAttention`` and its ``out_proj``)."""
+
 RULE_DOCS: list[tuple[str, str, str, str]] = []
 """(layer kinds, params, MACs, FLOPs) rows for :data:`CONVENTIONS_MARKDOWN`."""
 
 
-def register(*types: type, params: str, macs: str, flops: str) -> Callable[[Rule], Rule]:
-    """Register a rule for module classes, with its documentation row."""
+def register(
+    *types: type, params: str, macs: str, flops: str, atomic: bool = False
+) -> Callable[[Rule], Rule]:
+    """Register a rule for module classes, with its documentation row.
+
+    ``atomic``: the rule counts the module together with its children.
+    """
 
     def deco(fn: Rule) -> Rule:
         for t in types:
             RULES[t] = fn
+            if atomic:
+                ATOMIC.add(t)
         RULE_DOCS.append((", ".join(t.__name__ for t in types), params, macs, flops))
         return fn
 
     return deco
+
+
+def is_atomic(module: nn.Module) -> bool:
+    """Whether ``module`` is counted as one unit with its children."""
+    return any(cls in ATOMIC for cls in type(module).__mro__)
 
 
 def rule_for(module: nn.Module) -> Rule | None:
@@ -447,6 +464,105 @@ register(
     macs="0",
     flops="bin size − 1 comparisons per output element",
 )(_adaptive("max"))
+
+
+# ---------------------------------------------------------------- attention
+
+
+@register(
+    nn.MultiheadAttention,
+    params="q/k/v projections + out projection (weights and biases)",
+    macs="L × (E + k_dim + v_dim) × E (q, k, v) + 2 × L × L × E (QKᵀ, AV) + L × E × E (out); "
+    "self-attention assumed (keys as long as queries)",
+    flops="2 × MACs + bias adds + 3 per attention score (softmax)",
+    atomic=True,
+)
+def attention_rule(module: nn.Module, in_shape: Shape, out_shape: Shape) -> Count:
+    """Multi-head attention as torchvision's ViT uses it (self-attention, L tokens of width E)."""
+    assert isinstance(module, nn.MultiheadAttention)
+    e, heads = module.embed_dim, module.num_heads
+    kd, vd = module.kdim, module.vdim
+    if len(in_shape) == 3:
+        n, length = (in_shape[0], in_shape[1]) if module.batch_first else (in_shape[1], in_shape[0])
+    else:  # unbatched (L, E)
+        n, length = 1, in_shape[0]
+    n, length = int(n), int(length)
+    params = own_params(module)
+    if module._qkv_same_embed_dim:
+        p_terms = [f"3 × {_n(e)} × {_n(e)}"]
+    else:
+        p_terms = [f"({_n(e)} + {_n(kd)} + {_n(vd)}) × {_n(e)}"]
+    if module.in_proj_bias is not None:
+        p_terms.append(f"3 × {_n(e)}")
+    p_terms.append(f"{_n(e)} × {_n(e)}")
+    if module.out_proj.bias is not None:
+        p_terms.append(_n(e))
+    if module.bias_k is not None:
+        p_terms.append(f"2 × {_n(e)}")
+    p_text = f"{' + '.join(p_terms)} = {_n(params)}"
+    lead = [n] if n != 1 else []
+    proj = _product([*lead, length, e + kd + vd, e])
+    attn = 2 * _product([*lead, length, length, e])
+    out = _product([*lead, length, e, e])
+    macs = proj + attn + out
+    lead_text = f"{_n(n)} × " if n != 1 else ""
+    m_text = (
+        f"{lead_text}{_n(length)} × {_n(e + kd + vd)} × {_n(e)} + "
+        f"2 × {lead_text}{_n(length)} × {_n(length)} × {_n(e)} + "
+        f"{lead_text}{_n(length)} × {_n(e)} × {_n(e)} = {_n(macs)}"
+    )
+    bias_adds = 0
+    if module.in_proj_bias is not None:
+        bias_adds += n * length * 3 * e
+    if module.out_proj.bias is not None:
+        bias_adds += n * length * e
+    softmax = 3 * n * heads * length * length
+    flops = 2 * macs + bias_adds + softmax
+    f_text = f"2 × {_n(macs)} + {_n(bias_adds)} (bias) + {_n(softmax)} (softmax) = {_n(flops)}"
+    return Count(params, macs, flops, p_text, m_text, f_text)
+
+
+@register(
+    ShiftedWindowAttention,
+    params="q/k/v and out projections + relative position bias table (V2: its MLP)",
+    macs="T × C × 3C (q, k, v) + 2 × T × w_h·w_w × C (QKᵀ, AV) + T × C × C (out), T = tokens "
+    "after padding to whole windows; V2 adds its position-bias MLP",
+    flops="2 × MACs + bias adds + 3 per attention score (softmax)",
+    atomic=True,
+)
+def window_attention_rule(module: nn.Module, in_shape: Shape, out_shape: Shape) -> Count:
+    """Swin's (shifted) window attention: attention within w_h × w_w windows of B × H × W × C."""
+    assert isinstance(module, ShiftedWindowAttention)
+    b, h, w, c = (int(s) for s in in_shape)
+    wh, ww = (int(s) for s in module.window_size)
+    pad_h, pad_w = -(-h // wh) * wh, -(-w // ww) * ww
+    tokens = b * pad_h * pad_w
+    window = wh * ww
+    params = own_params(module)
+    macs = tokens * c * 3 * c + 2 * tokens * window * c + tokens * c * c
+    t = _n(tokens)
+    m_text = (
+        f"{t} × {_n(c)} × {_n(3 * c)} + 2 × {t} × {_n(window)} × {_n(c)} + {t} × {_n(c)} × {_n(c)}"
+    )
+    cpb = getattr(module, "cpb_mlp", None)
+    if cpb is not None:  # V2: an MLP maps the (2w_h − 1)(2w_w − 1) relative offsets to biases
+        table = (2 * wh - 1) * (2 * ww - 1)
+        linears = [m for m in cpb.modules() if isinstance(m, nn.Linear)]
+        cpb_macs = sum(table * lin.in_features * lin.out_features for lin in linears)
+        macs += cpb_macs
+        m_text += f" + {_n(cpb_macs)} (bias MLP)"
+    bias_adds = tokens * 4 * c if module.qkv.bias is not None else 0
+    softmax = 3 * tokens * window * module.num_heads
+    flops = 2 * macs + bias_adds + softmax
+    f_text = f"2 × {_n(macs)} + {_n(bias_adds)} (bias) + {_n(softmax)} (softmax) = {_n(flops)}"
+    return Count(
+        params,
+        macs,
+        flops,
+        f"{_n(params)} (q/k/v, out, position bias)",
+        f"{m_text} = {_n(macs)}",
+        f_text,
+    )
 
 
 # ---------------------------------------------------------------- free layers

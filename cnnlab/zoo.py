@@ -90,8 +90,12 @@ def _builder(name: str) -> Callable[[int], nn.Module]:
         return lambda classes: LeNet5(in_channels=1, num_classes=classes)
     if name in _torchvision_names():
         kwargs: dict[str, object] = {}
-        if name in ("googlenet", "inception_v3"):
+        # As torchvision's published figures: GoogLeNet without, Inception v3 with its
+        # auxiliary classifier (not run in eval: its parameters show as "not run in forward").
+        if name == "googlenet":
             kwargs = {"aux_logits": False, "init_weights": False}
+        elif name == "inception_v3":
+            kwargs = {"init_weights": False}
         return lambda classes: torchvision.models.get_model(
             name, weights=None, num_classes=classes, **kwargs
         )

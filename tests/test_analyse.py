@@ -386,3 +386,24 @@ def test_analyse_model_on_a_plain_module() -> None:
     prelu = a.rows[1]
     assert not prelu.counted and prelu.params == 1 and prelu.flops == 0
     assert a.totals.params == sum(p.numel() for p in model.parameters())
+
+
+# ---------------------------------------------------------------- latency
+
+
+def test_latency_of_regular_and_separable_forms() -> None:
+    from cnnlab.latency import compare_latency, measure_latency
+
+    spec = replace(TABLE3, input=(64, 8, 8), layers=(replace(TABLE3.layers[0], out_channels=64),))
+    regular, separable = compare_latency(spec, warmup=1, repeats=3)
+    for lat in (regular, separable):
+        assert lat.device == "cpu" and lat.runs == 3
+        assert 0 < lat.p10_ms <= lat.median_ms <= lat.p90_ms
+    single = measure_latency(build_model("lenet5"), (1, 28, 28), warmup=1, repeats=2)
+    assert single.median_ms > 0 and single.runs == 2
+    huge = StackSpec((64, 2048, 2048), (LayerSpec(type="conv", out_channels=64, kernel=3),))
+    with pytest.raises(UserError, match="too much"):
+        compare_latency(huge)
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="no GPU"):
+            measure_latency(build_model("lenet5"), (1, 28, 28), device="cuda")

@@ -102,3 +102,25 @@ def test_conventions_markdown_lists_every_rule() -> None:
     for kind in ("Conv2d", "Linear", "BatchNorm2d", "MaxPool2d", "AdaptiveAvgPool2d", "ReLU"):
         assert kind in CONVENTIONS_MARKDOWN
     assert "not counted" in CONVENTIONS_MARKDOWN
+
+
+def test_attention_rules_agree_with_flop_counter_mode() -> None:
+    from torchvision.models.swin_transformer import ShiftedWindowAttention
+
+    mha = nn.MultiheadAttention(8, 2, batch_first=True)
+    x = torch.randn(1, 5, 8)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():  # need_weights: the explicit bmm path FlopCounterMode sees
+        mha(x, x, x, need_weights=True)
+    c = count_module(mha, (1, 5, 8), (1, 5, 8))
+    assert c.macs == 5 * 24 * 8 + 2 * 5 * 5 * 8 + 5 * 8 * 8
+    assert counter.get_total_flops() == 2 * c.macs
+    assert c.params == sum(p.numel() for p in mha.parameters())
+
+    swa = ShiftedWindowAttention(16, [4, 4], [2, 2], num_heads=2)
+    x = torch.randn(1, 10, 10, 16)  # padded to 12×12: 9 windows of 4×4
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        swa(x)
+    c = count_module(swa, (1, 10, 10, 16), (1, 10, 10, 16))
+    assert counter.get_total_flops() == 2 * c.macs

@@ -109,3 +109,28 @@ def test_parse_shape() -> None:
     for bad in ("3x224", "axbxc", "0x10x10", "3x5000x5000", "-1x2x2"):
         with pytest.raises(UserError):
             parse_shape(bad)
+
+
+# Published figures that count something cnnlab's per-module rules do not see: MaxViT's
+# attention products are einsums in forward (outside any module); ViT-H/14's are for 518×518.
+NOT_COMPARABLE = {"maxvit_t", "vit_h_14"}
+
+
+def test_every_torchvision_classifier_matches_its_published_params_and_gmacs() -> None:
+    import torchvision
+
+    from cnnlab.analyse import analyse_zoo
+
+    checked = 0
+    for name in list_models():
+        if name in ("alexnet-report", "small-cnn", "lenet5") or name in NOT_COMPARABLE:
+            continue
+        weights = torchvision.models.get_model_weights(name).DEFAULT
+        transform = weights.transforms()
+        crop = transform.crop_size[0]
+        a = analyse_zoo(name, input_shape=(3, crop, crop))
+        assert a.totals.params == weights.meta["num_params"], name
+        # torchvision publishes "GFLOPS" = conv/linear/matmul multiply-adds, rounded to 3 places
+        assert round(a.totals.macs / 1e9, 3) == pytest.approx(weights.meta["_ops"], abs=1e-3), name
+        checked += 1
+    assert checked >= 70
