@@ -704,32 +704,62 @@ def available_bytes(device: torch.device) -> int:
     return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
-def measure_speed(config: TrainConfig, device: torch.device, macs: int,
-                  budget_s: float = 1.0) -> float:  # fmt: skip
-    """Training images/s from a few real steps on random digits (after one untimed step).
+def measure_speed(
+    config: TrainConfig, device: torch.device, macs: int, budget_s: float = 1.0
+) -> float:
+    """Training images/s on ``device`` from a short warm-up on random digits (about a second).
 
-    Large models on a CPU are timed at a smaller batch so the warm-up stays short.
+    Times the forward + backward pass and the optimizer step apart: images/s =
+    1 / (pass time per image + step time / batch size). A model too big to time at its input
+    size within the budget (VGG-16 at 224 on a CPU) is timed at the two largest smaller input
+    sizes it takes, and its pass time extrapolated linearly in MACs (exact, from the analysis
+    engine) — the cost that does not grow with the input (e.g. VGG's classifier) stays fixed.
+    Weights are allocated without initialisation (constant values): timing needs no real model.
     """
+    from cnnlab import zoo
+    from cnnlab.analyse import analyse_zoo
+    from cnnlab.trainconfig import INPUT_SIZES
+
     if device.type == "cpu":
         torch.set_num_threads(cpu_threads())
-    guess_rate = 20e9 if device.type == "cpu" else 100e12  # FLOP/s
-    per_image_s = max(macs * 6 / guess_rate, 1e-6)
-    batch = max(1, min(config.batch_size, int(budget_s / 4 / per_image_s)))
-    if batch > 1 and config.batch_size > 1:
-        batch = max(2, batch)  # BatchNorm needs two images
-    model = build(config, device)
+    guess_rate = 20e9 if device.type == "cpu" else 100e12  # FLOP/s, only to size the warm-up
+    target = budget_s / 4  # seconds for one timed pass
+
+    def guess(m: int) -> float:
+        return m * 6 / guess_rate
+
+    points = [(config.input_size, macs)]  # (input size, MACs per image) to time
+    if guess(macs) > target:
+        smaller = []
+        for size in sorted((s for s in INPUT_SIZES if s < config.input_size), reverse=True):
+            try:
+                m = analyse_zoo(
+                    config.model, mnist=True, input_size=size, spec=config.stack_spec()
+                ).totals.macs
+            except UserError:
+                continue  # the model cannot take this size
+            if guess(m) <= target:
+                smaller.append((size, m))
+            if len(smaller) == 2:
+                break
+        if len(smaller) == 2 and smaller[0][1] > smaller[1][1]:
+            points = smaller
+    batch = max(1, min(config.batch_size, int(target / max(guess(points[0][1]), 1e-7))))
+    if batch == 1 and config.batch_size > 1:
+        batch = 2  # BatchNorm in training mode needs two images
+
+    model = zoo.build_model(config.model, mnist=True, device="meta", spec=config.stack_spec())
+    model = model.to_empty(device=device)
+    with torch.no_grad():
+        for tensor in (*model.parameters(), *model.buffers()):
+            tensor.fill_(0.01 if tensor.is_floating_point() else 1)
+    if channels_last(device):
+        model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(config, model)
     gen = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (batch, 28, 28), dtype=torch.uint8, generator=gen).to(device)
     labels = torch.randint(0, NUM_CLASSES, (batch,), generator=gen).to(device)
-    model.train()
-
-    def one_step() -> None:
-        with autocast(device):
-            loss = F.cross_entropy(model(prepare(images, config.input_size, device)), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    model.train(batch > 1)
 
     def sync() -> None:
         if device.type == "cuda":
@@ -737,16 +767,35 @@ def measure_speed(config: TrainConfig, device: torch.device, macs: int,
         elif device.type == "mps":
             torch.mps.synchronize()
 
-    if batch == 1:
-        model.eval()  # BatchNorm can't train on one image; eval-mode costs the same
-    one_step()
+    def timed_pass(size: int) -> float:
+        sync()
+        start = time.perf_counter()
+        with autocast(device):
+            loss = F.cross_entropy(model(prepare(images, size, device)), labels)
+        loss.backward()
+        sync()
+        return time.perf_counter() - start
+
+    pass_s = []
+    for size, _ in points:
+        timed_pass(size)  # the first pass pays for allocations and kernel selection
+        passes, start = [], time.perf_counter()
+        limit = budget_s / 2 / len(points)
+        while len(passes) < 2 or (len(passes) < 20 and time.perf_counter() - start < limit):
+            passes.append(timed_pass(size))
+        pass_s.append(min(passes) / batch)
+    per_image = pass_s[0]
+    if len(points) == 2:  # extrapolate in MACs from the two smaller sizes
+        (_, m1), (_, m2) = points
+        slope = (pass_s[0] - pass_s[1]) / (m1 - m2)
+        per_image = pass_s[0] + max(slope, 0.0) * (macs - m1)
+    optimizer.step()  # the first step allocates the optimizer state
     sync()
-    steps, start = 0, time.perf_counter()
-    while steps < 2 or (steps < 20 and time.perf_counter() - start < budget_s / 2):
-        one_step()
-        steps += 1
+    start = time.perf_counter()
+    optimizer.step()
     sync()
-    return batch * steps / (time.perf_counter() - start)
+    per_image += (time.perf_counter() - start) / config.batch_size
+    return 1.0 / per_image
 
 
 def eta_text(seconds: float) -> str:
