@@ -176,8 +176,11 @@ def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimiz
 def make_schedule(
     config: TrainConfig, optimizer: torch.optim.Optimizer, total_steps: int
 ) -> torch.optim.lr_scheduler.LRScheduler | None:
-    """``constant`` → None; ``onecycle`` → warm-up to ``lr`` then cosine down; ``cosine``."""
-    if config.schedule == "onecycle" and total_steps > 1:
+    """``constant`` → None; ``onecycle`` → warm-up to ``lr`` then cosine down; ``cosine``.
+
+    Runs shorter than 10 steps keep a constant rate (one-cycle needs room for its warm-up).
+    """
+    if config.schedule == "onecycle" and total_steps >= 10:
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=0.25
         )
