@@ -305,14 +305,54 @@ def _expand(arg: str, tmp: Path) -> str:
     return arg.replace("{tmp}", str(tmp)).replace("{long}", "y" * 5000)
 
 
+def _setup_run(kind: str) -> str:
+    """A run in the test's store for cases that need one (``{run}`` in argv)."""
+    from cnnlab.store import RunStore
+
+    store = RunStore()
+    config = {"model": "small-cnn"}
+    run_id = store.create_run(config, name=None, model="small-cnn", params=1, macs=1)
+    if kind == "running_run":  # claimed by this (live) process, so no reaper takes it for dead
+        assert store.mark_running(run_id, os.getpid(), "cpu")
+    return run_id
+
+
 @pytest.mark.parametrize("case", params("cli"))
-def test_cli_corpus(case: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+def test_cli_corpus(
+    case: dict[str, Any],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if case.get("requires") == "no-cuda":
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("this machine has a CUDA GPU")
+    _need_subcommand(case["argv"][0])
     for name, text in case.get("files", {}).items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text, encoding="utf-8")
-    argv = [_expand(a, tmp_path) for a in case["argv"]]
-    _need_subcommand(argv[0])
+    for key, value in case.get("env", {}).items():
+        monkeypatch.setenv(key, value)
+    _forbid_real_work(monkeypatch)
+    run_id = _setup_run(case["setup"]) if "setup" in case else ""
+    argv = [_expand(a, tmp_path).replace("{run}", run_id) for a in case["argv"]]
     assert_cli_error(run_cli(argv, capsys), case["expect"])
+
+
+def _forbid_real_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bad-input case that slipped through must fail fast, not train or serve for minutes."""
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("bad input was accepted: it reached training or the consumer")
+
+    import importlib.util
+
+    if importlib.util.find_spec("cnnlab.engine"):
+        monkeypatch.setattr("cnnlab.engine.train", refuse)
+    if importlib.util.find_spec("cnnlab.queue"):
+        monkeypatch.setattr("cnnlab.queue._Consumer.run", refuse)
 
 
 def _need_subcommand(name: str) -> None:
