@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from cnnlab.runview import Curves, smooth
 
@@ -81,37 +80,29 @@ def step_figure(
     return _layout(fig, title or KEY_TITLES.get(key, key).capitalize() + " per step")
 
 
-def epoch_figure(curves: Curves) -> go.Figure:
-    """Test accuracy after each epoch (with test loss on a second axis)."""
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    acc_epochs = curves.epochs.get("test_accuracy", [])
-    acc = curves.values.get("test_accuracy", [])
-    fig.add_trace(
+def epoch_figure(curves: Curves, epochs: int | None = None) -> go.Figure:
+    """Test accuracy after each epoch, labelled; the x axis spans the run's ``epochs``."""
+    xs = curves.epochs.get("test_accuracy", [])
+    acc = [100 * v for v in curves.values.get("test_accuracy", [])]
+    fig = go.Figure(
         go.Scatter(
-            x=acc_epochs, y=[100 * v for v in acc], mode="lines+markers", name="test accuracy",
-            line={"color": TEST_COLOR, "width": 2}, marker={"size": 9},
-            hovertemplate="epoch %{x:.2f}<br>%{y:.2f} %<extra></extra>",
-        ),
-        secondary_y=False,
+            x=xs, y=acc, mode="lines+markers+text", name="test accuracy",
+            text=[f"{v:.2f} %" for v in acc], textposition="top center",
+            line={"color": TEST_COLOR, "width": 2}, marker={"size": 10},
+            hovertemplate="epoch %{x:.2f}<br>test accuracy %{y:.2f} %<extra></extra>",
+        )
     )  # fmt: skip
-    loss_epochs = curves.epochs.get("test_loss", [])
-    loss = curves.values.get("test_loss", [])
-    if loss:
-        fig.add_trace(
-            go.Scatter(
-                x=loss_epochs, y=loss, mode="lines+markers", name="test loss",
-                line={"color": "#9D755D", "width": 1, "dash": "dot"},
-                hovertemplate="epoch %{x:.2f}<br>loss %{y:.4f}<extra></extra>",
-            ),
-            secondary_y=True,
-        )  # fmt: skip
-    fig.update_xaxes(title_text="epoch", rangemode="tozero", dtick=1)
-    fig.update_yaxes(title_text="test accuracy (%)", secondary_y=False)
-    fig.update_yaxes(title_text="test loss", secondary_y=True, showgrid=False)
-    if not acc:
-        fig.add_annotation(text="measured on the test set after each epoch", showarrow=False,
-                           x=0.5, y=0.5, xref="paper", yref="paper")  # fmt: skip
-    return _layout(fig, "Test accuracy per epoch")
+    last = max([*xs, float(epochs or 1)])
+    fig.update_xaxes(title_text="epoch", range=[0, last + 0.3], dtick=1)
+    if acc:
+        low = min(acc)
+        fig.update_yaxes(range=[max(0.0, low - max(5.0, (100 - low) * 0.5)), 101])
+    else:
+        fig.update_yaxes(range=[0, 101])
+        fig.add_annotation(text="measured on the 10,000 test digits after each epoch",
+                           showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")  # fmt: skip
+    fig.update_yaxes(title_text="test accuracy (%)")
+    return _layout(fig, "Test accuracy per epoch", height=300)
 
 
 def confusion_figure(matrix: Sequence[Sequence[int]]) -> go.Figure:

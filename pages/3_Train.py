@@ -256,7 +256,21 @@ if page_run is None:
     st.stop()
 
 st.divider()
-st.subheader(f"Run “{page_run.name}”")
+title, again = st.columns([4, 1], vertical_alignment="bottom")
+title.subheader(f"Run “{page_run.name}”")
+try:
+    run_config = TrainConfig.from_dict(page_run.config)
+except (UserError, TypeError):
+    run_config = None
+if run_config is not None:
+    again.button(
+        "↺ Use these settings",
+        key="reuse-settings",
+        width="stretch",
+        on_click=apply_preset,
+        args=(run_config.with_(name=None), run_config.train_limit or 0),
+        help="Copy this run's options into the form above",
+    )
 st.caption(f"`{page_run.id}` · {runview.config_text(page_run.config)}")
 
 
@@ -296,9 +310,11 @@ def live_view(store: RunStore, run_id: str, page_status: str) -> None:
             st.info("Queued: waiting for a worker to pick it up.", icon="⏳")
         st.progress(progress.fraction, text=progress.text)
     if run.error and run.status != "finished":
-        show = st.error if run.status in ("failed", "interrupted") else st.info
-        show(f"{run.status.capitalize()}: {run.error}")
-    smoothing = st.slider(
+        if run.status in ("failed", "interrupted"):
+            st.error(f"{run.status.capitalize()}: {run.error}", icon="❌")
+        else:
+            st.info(run.error[:1].upper() + run.error[1:], icon="⏹️")
+    smoothing = st.columns([1, 2])[0].slider(
         "Smoothing",
         0.0,
         0.95,
@@ -315,9 +331,12 @@ def live_view(store: RunStore, run_id: str, page_status: str) -> None:
         fig = run_charts.step_figure(curves, "train_accuracy", smoothing)
         st.plotly_chart(fig, width="stretch", key=f"acc-fig:{run_id}")
     with st.container(key="epoch-chart"):
-        fig = run_charts.epoch_figure(curves)
+        fig = run_charts.epoch_figure(curves, run.config.get("epochs"))
         st.plotly_chart(fig, width="stretch", key=f"epoch-fig:{run_id}")
-    st.caption(f"{curves.count('loss')} points recorded", help="live: new points every second")
+    st.container(key="run-points").caption(
+        f"{curves.count('loss')} points recorded",
+        help="Live: the page reads only the new metric rows every second",
+    )
 
 
 live_view(store, run_id, page_run.status)
@@ -356,7 +375,7 @@ with st.container(key="final-metrics"):
         )
     cols[4].metric("Training time", runview.duration_text(final.get("train_seconds")))
     ips = final.get("mean_images_per_second")
-    cols[5].metric("Speed", "—" if ips is None else f"{ips:,.0f} img/s")
+    cols[5].metric("Images/s", "—" if ips is None else f"{ips:,.0f}")
 
 c1, c2 = st.columns(2)
 if matrix is not None and matrix.data:
@@ -438,9 +457,9 @@ with st.container(key="try-it"):
         else:
             left, right = st.columns([1, 3])
             with left:
-                st.caption("Draw one digit, white on black (top area: toolbar — undo, clear).")
+                st.markdown("&nbsp;")  # room for the canvas toolbar, which floats above it
                 canvas = st_canvas(
-                    stroke_width=18,
+                    stroke_width=20,
                     stroke_color="#FFFFFF",
                     background_color="#000000",
                     width=224,
@@ -449,6 +468,7 @@ with st.container(key="try-it"):
                     key="digit-canvas",
                     return_image_data=True,
                 )
+                st.caption("Draw one digit. Toolbar: undo, redo, clear.")
             with right:
                 image = canvas.image_data
                 if image is None or image[..., :3].max() < 20:

@@ -1,0 +1,101 @@
+"""run_charts: the figures carry exactly the recorded numbers (as %, smoothed only on request)."""
+
+from __future__ import annotations
+
+import pytest
+
+from cnnlab import run_charts
+from cnnlab.runview import Curves, smooth
+from cnnlab.store import RunStore
+
+
+@pytest.fixture
+def curves(tmp_path) -> Curves:
+    store = RunStore(tmp_path / "runs.db")
+    run_id = store.create_run({}, name="c", model="small-cnn", params=1, macs=1)
+    rows = []
+    for step in range(1, 41):
+        epoch = step / 20
+        rows += [(step, epoch, "loss", 2.0 / step), (step, epoch, "train_accuracy", step / 41)]
+        if step % 20 == 0:
+            rows += [
+                (step, epoch, "test_accuracy", 0.9 + step / 1000),
+                (step, epoch, "test_loss", 1.0 / step),
+            ]
+    store.add_metrics(run_id, rows)
+    c = Curves(run_id)
+    c.extend(store.metrics(run_id))
+    return c
+
+
+def test_step_figure_raw_and_smoothed(curves: Curves) -> None:
+    plain = run_charts.step_figure(curves, "loss")
+    assert len(plain.data) == 1
+    assert list(plain.data[0].x) == list(range(1, 41))
+    assert list(plain.data[0].y) == pytest.approx([2.0 / s for s in range(1, 41)])
+    smoothed = run_charts.step_figure(curves, "loss", smoothing=0.8)
+    raw, line = smoothed.data
+    assert list(raw.y) == pytest.approx(list(plain.data[0].y))
+    assert list(line.y) == pytest.approx(smooth([2.0 / s for s in range(1, 41)], 0.8))
+    acc = run_charts.step_figure(curves, "train_accuracy")
+    assert acc.data[0].y[-1] == pytest.approx(100 * 40 / 41)  # shown in %
+    assert "(%)" in acc.layout.yaxis.title.text
+    assert acc.layout.uirevision == "keep"  # live updates keep zoom
+
+
+def test_empty_curves_say_they_wait(tmp_path) -> None:
+    fig = run_charts.step_figure(Curves("x"), "loss")
+    assert "waiting" in fig.layout.annotations[0].text
+    assert run_charts.epoch_figure(Curves("x")).layout.annotations
+
+
+def test_epoch_figure(curves: Curves) -> None:
+    fig = run_charts.epoch_figure(curves, epochs=3)
+    (acc,) = fig.data
+    assert list(acc.x) == [1.0, 2.0] and list(acc.y) == pytest.approx([92.0, 94.0])
+    assert list(acc.text) == ["92.00 %", "94.00 %"]
+    assert fig.layout.xaxis.range[1] >= 3  # room for the epochs still to come
+
+
+def test_confusion_figure_keeps_exact_counts() -> None:
+    matrix = [[0] * 10 for _ in range(10)]
+    for d in range(10):
+        matrix[d][d] = 90 + d
+    matrix[4][9] = 7
+    fig = run_charts.confusion_figure(matrix)
+    heat = fig.data[0]
+    assert [list(r) for r in heat.text] == matrix
+    assert heat.z[4][9] == pytest.approx(7 / (94 + 7))
+    assert fig.layout.yaxis.autorange == "reversed"
+    with pytest.raises(ValueError):
+        run_charts.confusion_figure([[1, 2], [3, 4]])
+
+
+def test_per_class_figure_from_engine_rows() -> None:
+    rows = [
+        {"digit": d, "precision": 0.9 + d / 100, "recall": 0.95, "f1": 0.92, "support": 100 + d}
+        for d in reversed(range(10))
+    ]
+    fig = run_charts.per_class_figure(rows)
+    names = [t.name for t in fig.data]
+    assert names == ["precision", "recall", "F1"]
+    assert list(fig.data[0].x) == [str(d) for d in range(10)]
+    assert fig.data[0].y[3] == pytest.approx(93.0)
+    assert list(fig.data[0].customdata) == [100 + d for d in range(10)]
+
+
+def test_overlay_final_bars_and_probabilities(curves: Curves) -> None:
+    other = Curves("y")
+    fig = run_charts.overlay_figure({"a": curves, "b": other}, "loss", smoothing=0.0)
+    assert [t.name for t in fig.data] == ["a", "b"]
+    assert list(fig.data[0].x) == pytest.approx([s / 20 for s in range(1, 41)])  # by epoch
+    assert len(fig.data[1].x) == 0
+    test_acc = run_charts.overlay_figure({"a": curves}, "test_accuracy", smoothing=0.9)
+    assert list(test_acc.data[0].y) == pytest.approx([92.0, 94.0])  # per-epoch: never smoothed
+    bars = run_charts.final_bars({"a": {"accuracy": 0.99, "f1": 0.98}, "b": {"accuracy": 0.9}})
+    assert list(bars.data[0].y) == pytest.approx([99.0, None, None, 98.0])
+    probs = [0.01] * 10
+    probs[7] = 0.91
+    fig = run_charts.probability_figure(probs)
+    colors = list(fig.data[0].marker.color)
+    assert colors[7] != colors[0] and fig.data[0].y[7] == pytest.approx(91.0)

@@ -1,0 +1,152 @@
+"""The Train page in a real browser, with a real worker process training real MNIST subsets:
+launch → live chart grows → results and "Try it"; reload and a second tab re-attach mid-run;
+Stop ends the run as ``stopped`` within seconds."""
+
+from __future__ import annotations
+
+import re
+import time
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from browser_helpers import assert_no_exception, open_app, screenshot, wait_idle
+from playwright.sync_api import Page, expect
+
+pytestmark = pytest.mark.browser
+expect.set_options(timeout=30_000)
+
+TRAIN_LIMIT = "Training images (0 for all)"
+
+
+def tall_screenshot(page: Page, name: str, height: int = 2600) -> None:
+    """Streamlit scrolls inside its main block, so a full-page shot needs a tall viewport."""
+    size = page.viewport_size or {"width": 1400, "height": 1000}
+    page.set_viewport_size({"width": size["width"], "height": height})
+    page.wait_for_timeout(600)
+    screenshot(page, name)
+    page.set_viewport_size(size)
+
+
+def set_number(page: Page, label: str, value: int) -> None:
+    field = page.get_by_role("spinbutton", name=label)
+    field.fill(str(value))
+    field.press("Enter")
+    wait_idle(page)
+    expect(field).to_have_value(str(value))
+
+
+def launch(page: Page, app_url: str, limit: int, batch: int) -> str:
+    """Fill the form, press Train; returns the run id the page put in the URL."""
+    open_app(page, f"{app_url}/Train")
+    expect(page.locator(".st-key-train-cost")).to_contain_text("Parameters")
+    set_number(page, TRAIN_LIMIT, limit)
+    set_number(page, "Batch size", batch)
+    page.get_by_role("button", name="🚀 Train").click()
+    expect(page).to_have_url(re.compile(r"[?&]run=[0-9a-f]{12}"))
+    return parse_qs(urlparse(page.url).query)["run"][0]
+
+
+def points(page: Page) -> int:
+    """How many loss points the live chart holds (the caption under the charts)."""
+    text = page.locator(".st-key-run-points").inner_text()
+    return int(text.split()[0])
+
+
+def wait_points(page: Page, at_least: int, timeout_s: float = 60) -> int:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if page.locator(".st-key-run-points").count():
+            n = points(page)
+            if n >= at_least:
+                return n
+        page.wait_for_timeout(250)
+    raise AssertionError(f"the live chart never reached {at_least} points")
+
+
+def test_launch_stream_results_and_try_it(page: Page, app_url: str, worker: None) -> None:
+    run_id = launch(page, app_url, limit=2000, batch=32)  # 62 steps, one point per step
+    status = page.locator(".st-key-run-status")
+    expect(status).to_contain_text(re.compile("queued|running"))
+    expect(page.locator(".st-key-loss-chart [data-testid='stPlotlyChart']")).to_be_visible()
+    first = wait_points(page, 1)
+    tall_screenshot(page, "train_running")
+    grown = wait_points(page, first + 5)
+    assert grown > first  # the chart grew without a page reload
+    assert run_id in page.url
+
+    expect(status).to_contain_text("finished", timeout=120_000)
+    wait_idle(page)
+    tiles = page.locator(".st-key-final-metrics")
+    for label in ("Accuracy", "Precision", "Recall", "F1"):
+        expect(tiles).to_contain_text(label)
+    accuracy = tiles.locator("[data-testid='stMetricValue']").first.inner_text()
+    assert 50 < float(accuracy.rstrip(" %")) <= 100  # far above chance (10 %) on 2,000 digits
+    expect(page.locator(".st-key-confusion [data-testid='stPlotlyChart']")).to_be_visible()
+    expect(page.locator(".st-key-confusion")).to_contain_text("predicted digit")
+    expect(page.locator(".st-key-per-class [data-testid='stPlotlyChart']")).to_be_visible()
+    expect(page.locator(".st-key-mistakes [data-testid='stImage'] img").first).to_be_visible()
+    expect(page.locator(".st-key-mistakes")).to_contain_text("→")
+    assert points(page) == 62
+
+    with page.expect_download() as download:
+        page.get_by_role("button", name="⬇ Metrics (.csv)").click()
+    csv = download.value.path().read_text()
+    assert csv.splitlines()[0] == "step,epoch,key,value,time"
+    assert ",test_accuracy," in csv
+    expect(page.get_by_role("button", name="⬇ Checkpoint (.pt)")).to_be_visible()
+    tall_screenshot(page, "train_finished", 3400)
+
+    # Try it: draw a "1" on the canvas (strokes start below the canvas toolbar).
+    try_it = page.locator(".st-key-try-it")
+    try_it.scroll_into_view_if_needed()
+    canvas = try_it.locator("canvas.upper-canvas")
+    expect(canvas).to_be_visible()
+    box = canvas.bounding_box()
+    assert box is not None
+    x, y = box["x"] + box["width"] / 2, box["y"] + 50
+    page.mouse.move(x - 15, y + 15)
+    page.mouse.down()
+    page.mouse.move(x, y, steps=5)
+    page.mouse.move(x, y + 150, steps=20)
+    page.mouse.up()
+    expect(try_it).to_contain_text("Prediction:")
+    expect(try_it.locator("[data-testid='stPlotlyChart']").first).to_be_visible()
+    seen = try_it.locator("[data-testid='stImage'] img").first  # the 28×28 the model got
+    expect(seen).to_be_visible()
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=seen.element_handle())
+    screenshot(page, "train_try_it_drawn")
+    try_it.get_by_role("tab", name=re.compile("Pick a test digit")).click()
+    expect(try_it).to_contain_text("true label 7")  # test digit #0 is a 7
+    assert_no_exception(page)
+
+
+def test_reload_and_second_tab_reattach_then_stop(page: Page, app_url: str, worker: None) -> None:
+    run_id = launch(page, app_url, limit=60_000, batch=64)  # long enough to still be running
+    status = page.locator(".st-key-run-status")
+    expect(status).to_contain_text("running", timeout=60_000)
+    before = wait_points(page, 2)
+
+    page.reload()  # the run id lives in the URL
+    wait_idle(page)
+    assert run_id in page.url
+    expect(status).to_contain_text("running")
+    after = wait_points(page, before + 1)  # still streaming, no gap: all points re-read
+    assert after > before
+
+    other = page.context.new_page()  # a second tab (or another user) on the same link
+    other.goto(page.url)
+    expect(other.locator(".st-key-run-status")).to_contain_text("running", timeout=60_000)
+    expect(other.locator(".st-key-loss-chart [data-testid='stPlotlyChart']")).to_be_visible()
+    other.close()
+    tall_screenshot(page, "train_reloaded_running")
+
+    clicked = time.monotonic()
+    page.locator(".st-key-run-status").get_by_role("button", name="⏹ Stop").click()
+    expect(status).to_contain_text("stopped", timeout=15_000)
+    stopped_after = time.monotonic() - clicked
+    assert stopped_after < 6, f"the page showed `stopped` {stopped_after:.1f} s after Stop"
+    wait_idle(page)
+    expect(page.locator(".st-key-final-metrics")).to_have_count(0)  # no results for a stop
+    expect(page.locator(".st-key-loss-chart [data-testid='stPlotlyChart']")).to_be_visible()
+    tall_screenshot(page, "train_stopped")
+    assert_no_exception(page)
