@@ -447,15 +447,27 @@ def to_digit(image: np.ndarray, invert: bool | None = None) -> np.ndarray:
     return np.clip(np.round(field_), 0, 255).astype(np.uint8)
 
 
+MAX_PICTURE_PIXELS = 4096 * 4096
+"""Largest upload decoded (a few-KB PNG can claim billions of pixels)."""
+
+
 def read_picture(data: bytes) -> np.ndarray:
     """Decode an uploaded PNG/JPEG/… into an array (a :class:`UserError` when it isn't one)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(data)) as img:
+            if img.width * img.height > MAX_PICTURE_PIXELS:  # before decoding a single pixel
+                raise UserError(
+                    f"the picture is too large ({img.width:,}×{img.height:,} pixels; at most"
+                    f" {MAX_PICTURE_PIXELS:,}): a digit needs only a few hundred"
+                )
             img.load()
             mode = "RGBA" if img.mode in ("RGBA", "LA", "P") else "L"
             return np.asarray(img.convert(mode))
+    except Image.DecompressionBombError:
+        limit = f"{MAX_PICTURE_PIXELS:,}"
+        raise UserError(f"the picture is too large (at most {limit} pixels)") from None
     except (UnidentifiedImageError, OSError, ValueError) as err:
         raise UserError(f"not a picture this app can read ({err})") from None
 
