@@ -14,6 +14,7 @@ import os
 import random
 import shutil
 import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -296,6 +297,83 @@ def test_spec_corpus_base_is_valid(tmp_path: Path, capsys: pytest.CaptureFixture
     result = run_cli(["profile", str(path), "--json"], capsys)
     assert result.code == 0, result.err
     assert json.loads(result.out)["totals"]["params"] == 1 * 3 * 3 * 8 + 8
+
+
+# =============================================================================== uploaded pictures
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+
+def _png(case: dict[str, Any]) -> bytes:
+    """A PNG as its header claims: rows of zeros (few bytes compressed, many pixels)."""
+    width, height, depth = case["width"], case["height"], case.get("depth", 8)
+    ihdr = struct.pack(">IIBBBBB", width, height, depth, 0, 0, 0, 0)
+    if "idat_hex" in case:
+        idat = bytes.fromhex(case["idat_hex"])
+    else:
+        row = b"\x00" * (1 + (width * depth + 7) // 8)
+        comp = zlib.compressobj(9)
+        parts = [comp.compress(row) for _ in range(case.get("rows", height))]
+        idat = b"".join(parts) + comp.flush()
+    head = _png_chunk(b"IHDR", ihdr)
+    if case.get("bad_crc"):
+        head = head[:-1] + bytes([head[-1] ^ 0xFF])
+    blob = b"\x89PNG\r\n\x1a\n" + head + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
+    return blob[: case["cut"]] if "cut" in case else blob
+
+
+def _tiff_header(width: int, height: int) -> bytes:
+    """A little-endian TIFF whose IFD claims ``width`` × ``height`` 8-bit grey pixels."""
+    tags = [(256, 4, width), (257, 4, height), (258, 3, 8), (259, 3, 1), (262, 3, 1),
+            (273, 4, 200), (277, 3, 1), (278, 4, height), (279, 4, width * height)]  # fmt: skip
+    ifd = struct.pack("<H", len(tags))
+    for tag, kind, value in tags:
+        ifd += struct.pack("<HHI", tag, kind, 1) + (
+            struct.pack("<HH", value, 0) if kind == 3 else struct.pack("<I", value)
+        )
+    return b"II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0) + b"\x00" * 64
+
+
+def picture_bytes(case: dict[str, Any]) -> bytes:
+    import io
+
+    from PIL import Image
+
+    make = case["make"]
+    if make == "bytes":
+        return bytes.fromhex(case["hex"])
+    if make == "text":
+        return case["text"].encode()
+    if make == "png":
+        return _png(case)
+    if make == "tiff_header":
+        return _tiff_header(case["width"], case["height"])
+    out = io.BytesIO()
+    if make == "jpeg":
+        ramp = np.tile(np.arange(0, 256, 4, dtype=np.uint8), (64, 1))
+        Image.fromarray(ramp).save(out, format="JPEG")
+        return out.getvalue()[: case["cut"]]
+    if make == "solid":
+        Image.new("L", (280, 280), case["value"]).save(out, format="PNG")
+    elif make == "rgba_clear":
+        Image.new("RGBA", (280, 280), (255, 255, 255, 0)).save(out, format="PNG")
+    else:
+        raise AssertionError(f"unknown picture recipe {make}")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("case", params("pictures"))
+def test_picture_corpus(case: dict[str, Any]) -> None:
+    """The Train page's "Try it" upload: a bad or oversized picture is one clear line."""
+    from cnnlab.runview import read_picture, to_digit
+
+    data = picture_bytes(case)
+    with pytest.raises(UserError) as info:
+        to_digit(read_picture(data))
+    assert_user_message(str(info.value), case["expect"])
 
 
 # =============================================================================== CLI flags
