@@ -376,6 +376,145 @@ def test_picture_corpus(case: dict[str, Any]) -> None:
     assert_user_message(str(info.value), case["expect"])
 
 
+# =============================================================================== checkpoints
+
+
+class Evil:
+    """Unpickling this runs a command: what a malicious "checkpoint" would carry."""
+
+    def __init__(self, call: str, marker: Path) -> None:
+        self.call, self.marker = call, marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        import builtins
+        import subprocess
+
+        if self.call == "os.system":
+            return (os.system, (f"touch {self.marker}",))
+        if self.call == "builtins.eval":
+            return (builtins.eval, (f"open({str(self.marker)!r}, 'w').close()",))
+        return (subprocess.call, (["touch", str(self.marker)],))
+
+
+def _small_cnn_state() -> dict[str, Any]:
+    from cnnlab import zoo
+
+    return zoo.build_model("small-cnn", mnist=True).state_dict()
+
+
+def checkpoint_file(case: dict[str, Any], tmp: Path, marker: Path) -> Path:
+    import pickle
+    import zipfile
+
+    import torch
+
+    from cnnlab.trainconfig import TrainConfig
+
+    path = tmp / "model.pt"
+    make = case["make"]
+    config = TrainConfig().to_dict()
+    if make == "evil_torch_save":
+        torch.save({"state_dict": {}, "config": Evil(case["call"], marker)}, path)
+    elif make == "evil_raw_pickle":
+        path.write_bytes(pickle.dumps(Evil(case["call"], marker), case.get("protocol", 4)))
+    elif make == "evil_in_state_dict":
+        torch.save({"state_dict": {"w": Evil("os.system", marker)}, "config": config}, path)
+    elif make == "numpy_payload":
+        torch.save({"state_dict": {"w": np.zeros(3)}, "config": config}, path)
+    elif make == "bytes":
+        path.write_bytes(bytes.fromhex(case["hex"]))
+    elif make == "random":
+        path.write_bytes(random.Random(case["id"]).randbytes(case["size"]))
+    elif make == "text":
+        path.write_text(case["text"])
+    elif make == "valid":
+        torch.save({"state_dict": _small_cnn_state(), "config": config}, path)
+        blob = path.read_bytes()
+        path.write_bytes(blob[: int(len(blob) * case["cut"])])
+    elif make == "plain_zip":
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("readme.txt", "not a model")
+    elif make == "missing":
+        pass
+    elif make == "directory":
+        path.mkdir()
+    elif make == "torch_save":
+        torch.save(_checkpoint_payload(case["payload"], config), path)
+    else:
+        raise AssertionError(f"unknown checkpoint recipe {make}")
+    return path
+
+
+def _checkpoint_payload(kind: str, config: dict[str, Any]) -> Any:
+    import torch
+
+    from cnnlab import zoo
+
+    state = _small_cnn_state()
+    bad = {"input": [1, 28, 28], "layers": [{"type": "conv", "kernel": 3}]}
+    stack_config = {**config, "model": "stack", "spec": bad}
+    items = state.items()
+    payloads: dict[str, Any] = {
+        "state_dict_only": state,
+        "list": [state, config],
+        "tensor": torch.zeros(3),
+        "config_string": {"state_dict": state, "config": "small-cnn"},
+        "config_unknown_model": {"state_dict": state, "config": {**config, "model": "resnet9000"}},
+        "config_bad_epochs": {"state_dict": state, "config": {**config, "epochs": -1}},
+        "config_unknown_key": {"state_dict": state, "config": {**config, "pickle": "yes"}},
+        "config_bad_stack": {"state_dict": state, "config": stack_config},
+        "lenet_weights_small_config": {
+            "state_dict": zoo.build_model("lenet5", mnist=True).state_dict(),
+            "config": config,
+        },
+        "wrong_shapes": {
+            "state_dict": {k: torch.zeros([d + 1 for d in v.shape] or [2]) for k, v in items},
+            "config": config,
+        },
+        "missing_keys": {"state_dict": dict(list(state.items())[:1]), "config": config},
+        "state_dict_list": {"state_dict": list(state.values()), "config": config},
+        "state_dict_strings": {"state_dict": {k: "w" for k in state}, "config": config},
+    }
+    return payloads[kind]
+
+
+@pytest.mark.parametrize("case", params("checkpoints"))
+def test_checkpoint_corpus(case: dict[str, Any], tmp_path: Path) -> None:
+    """``load_checkpoint`` (the "Try it" panel): weights_only loading, one line per refusal."""
+    from cnnlab.engine import load_checkpoint
+
+    marker = tmp_path / "pwned"
+    path = checkpoint_file(case, tmp_path, marker)
+    with pytest.raises(UserError) as info:
+        load_checkpoint(path)
+    assert_user_message(str(info.value), case["expect"])
+    assert not marker.exists(), "loading the checkpoint ran code from it"
+
+
+def test_checkpoint_corpus_base_loads(tmp_path: Path) -> None:
+    """The corpus' valid checkpoint loads, so each case fails for its own reason."""
+    import torch
+
+    from cnnlab.engine import load_checkpoint
+    from cnnlab.trainconfig import TrainConfig
+
+    path = tmp_path / "ok.pt"
+    torch.save({"state_dict": _small_cnn_state(), "config": TrainConfig().to_dict()}, path)
+    model, config = load_checkpoint(path)
+    assert config.model == "small-cnn" and not model.training
+
+
+def test_evil_pickle_would_run_without_weights_only(tmp_path: Path) -> None:
+    """The malicious files are real: plain ``torch.load`` (weights_only=False) runs them."""
+    import torch
+
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    torch.save({"state_dict": {}, "config": Evil("os.system", marker)}, path)
+    torch.load(path, weights_only=False)
+    assert marker.exists()
+
+
 # =============================================================================== CLI flags
 
 
