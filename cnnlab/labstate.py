@@ -54,6 +54,9 @@ MAX_DECODED_BYTES = 256_000
 
 FORMAT_VERSION = 1
 
+MAX_LINK_NUMBER = 2**53
+"""Larger numbers in a link's layers are refused (no limit comes near; pandas cannot hold them)."""
+
 MODES: tuple[str, ...] = ("per-layer", "regular", "separable")
 MODE_LABELS: dict[str, str] = {
     "per-layer": "per layer",
@@ -178,6 +181,8 @@ def decode_config(value: str) -> LabConfig:
         obj = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise UserError(f"{where} is garbled: it does not hold JSON") from None
+    except RecursionError:
+        raise UserError(f"{where} is garbled: its JSON is nested too deeply") from None
     return config_from_dict(obj)
 
 
@@ -210,6 +215,12 @@ def config_from_dict(obj: Any) -> LabConfig:
         raise UserError(f"a stack may have at most {MAX_LAYERS} layers, got {len(layers)}")
     rows = tuple(dict(layer) if isinstance(layer, Mapping) else {"type": None}
                  for layer in layers)  # fmt: skip
+    for i, row in enumerate(rows):  # the editor's columns hold 64-bit numbers at most
+        for key, value in row.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if (isinstance(value, int) or math.isfinite(value)) and abs(value) > MAX_LINK_NUMBER:
+                raise UserError(f"layer {i}: {key} is out of range in this link")
     return LabConfig(input=shape, layers=rows, mode=mode, name=name.strip())
 
 
@@ -468,11 +479,29 @@ def layer_table(
                 "FLOPs formula": s.flops_formula if ok and s is not None else "",
             }
         )
-    frame = pd.DataFrame.from_records(records)
+    frame = pd.DataFrame.from_records(records, columns=list(TABLE_COLUMNS))
     for column in ("Params", "MACs", "FLOPs", "Activations (bytes)"):
         if column in frame:
             frame[column] = frame[column].astype("Int64")
     return frame
+
+
+TABLE_COLUMNS = (
+    "#",
+    "Layer",
+    "Status",
+    "Input",
+    "Output",
+    "Params",
+    "MACs",
+    "FLOPs",
+    "Activations (bytes)",
+    "Receptive field",
+    "Params formula",
+    "MACs formula",
+    "FLOPs formula",
+)
+"""Columns of :func:`layer_table`."""
 
 
 def _shape(shape: Sequence[int] | None) -> str:
