@@ -12,6 +12,7 @@ import gzip
 import json
 import os
 import random
+import re
 import shutil
 import struct
 import zlib
@@ -513,6 +514,140 @@ def test_evil_pickle_would_run_without_weights_only(tmp_path: Path) -> None:
     torch.save({"state_dict": {}, "config": Evil("os.system", marker)}, path)
     torch.load(path, weights_only=False)
     assert marker.exists()
+
+
+UNSAFE = re.compile(
+    r"\bpickle\.loads?\(|\bdill\.|\bmarshal\.loads?\(|(?<![\w.])eval\(|(?<![\w.])exec\("
+    r"|yaml\.load\(|shell=True|os\.system\(|weights_only\s*=\s*False"
+)
+
+
+def test_no_unsafe_deserialisation_in_the_product() -> None:
+    """No eval/exec/pickle of anything; every torch.load says weights_only=True."""
+    root = Path(__file__).resolve().parents[1]
+    files = [*(root / "cnnlab").rglob("*.py"), *(root / "pages").glob("*.py"), root / "app.py"]
+    problems = []
+    for path in files:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#", 1)[0]
+            if UNSAFE.search(code) or ("torch.load(" in code and "weights_only=True" not in code):
+                problems.append(f"{path.relative_to(root)}:{number}: {line.strip()}")
+    assert not problems, "\n".join(problems)
+
+
+# =========================================================================== Conv Lab rows, links
+
+
+def convlab_pipeline(
+    input_shape: tuple[int, int, int], layers: list[dict[str, Any]], mode: str, name: str = "stack"
+) -> tuple[Any, dict[int, str], Any]:
+    """What pages/1_Conv_Lab.py does with the editor's rows: (stack, row messages, table)."""
+    from cnnlab import labstate as lab
+    from cnnlab.analyse import analyse_spec, compare_separable, summarise_layers
+
+    stack = lab.parse_rows(input_shape, layers, name)
+    spec = lab.effective_spec(stack.spec, mode)
+    analysis = analyse_spec(spec)
+    analyse_spec(stack.spec, separable=False)
+    summaries = summarise_layers(spec, analysis)
+    messages = lab.row_messages(stack, spec)
+    compare_separable(spec)
+    table = lab.layer_table(stack, summaries, layers, spec)
+    return stack, messages, table
+
+
+def assert_row_error(messages: dict[int, str], table: Any, expect: dict[str, Any]) -> None:
+    """The bad row says why; rows above it keep their numbers; rows below are not analysed."""
+    row = expect["row"]
+    assert row in messages, f"row {row} has no message: {messages}"
+    assert_user_message(messages[row], expect, f"row {row} message")
+    assert min(messages) == row, f"rows above {row} are marked too: {messages}"
+    for i in range(row):
+        assert str(table.loc[i, "Status"]).startswith("✅"), table.loc[i].to_dict()
+        assert int(table.loc[i, "Params"]) >= 0
+    assert str(table.loc[row, "Status"]).startswith("⚠️")
+    for i in range(row + 1, len(table)):
+        assert not str(table.loc[i, "Status"]).startswith("✅")
+
+
+@pytest.mark.parametrize("case", params("convlab_rows"))
+def test_convlab_rows_corpus(case: dict[str, Any]) -> None:
+    import pandas as pd
+
+    from cnnlab import labstate as lab
+
+    frame = pd.DataFrame.from_records(case["rows"], columns=list(lab.COLUMNS))
+    layers = lab.layers_from_frame(frame)
+    shape = tuple(case["input"])
+    if case["expect"].get("stack"):  # the page shows "Cannot analyse this stack: …"
+        with pytest.raises(UserError) as info:
+            convlab_pipeline(shape, layers, case["mode"])  # type: ignore[arg-type]
+        assert_user_message(str(info.value), case["expect"])
+        return
+    _, messages, table = convlab_pipeline(shape, layers, case["mode"])  # type: ignore[arg-type]
+    assert len(table) == len(case["rows"])
+    assert_row_error(messages, table, case["expect"])
+
+
+def link_value(case: dict[str, Any]) -> str:
+    """The ``lab=`` value of a case: given raw, or packed as the app packs it (zlib+base64url)."""
+    import base64
+
+    if "value" in case:
+        return case["value"]
+    enc = case["encode"]
+    if "obj" in enc:
+        raw = json.dumps(enc["obj"]).encode()
+    elif "text" in enc:
+        raw = enc["text"].encode()
+    else:
+        kind = enc["generate"]["kind"]
+        if kind == "bomb":
+            raw = b'{"v": 1, "input": [1, 28, 28], "name": "' + b" " * 4_000_000 + b'"}'
+        elif kind == "deep":
+            raw = b'{"v": 1, "input": [1, 28, 28], "layers": ' + b"[" * 100_000 + b"]" * 100_000
+            raw += b"}"
+        elif kind == "latin1":
+            raw = '{"v": 1, "name": "Größe"}'.encode("latin-1")
+        elif kind == "truncated":
+            from cnnlab.labstate import LabConfig, encode_config
+            from cnnlab.spec import PRESETS
+
+            full = encode_config(LabConfig.from_spec(PRESETS["MNIST CNN"]))
+            return full[: len(full) // 2]
+        else:
+            raise AssertionError(kind)
+    return base64.urlsafe_b64encode(zlib.compress(raw, 9)).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("case", params("query"))
+def test_query_corpus(case: dict[str, Any]) -> None:
+    """URL query strings: Conv Lab ``lab=`` links and the Train page's ``run=`` id."""
+    expect = case["expect"]
+    if case["page"] == "train":
+        from cnnlab.runview import parse_run_id
+        from cnnlab.store import RunStore
+
+        run_id = parse_run_id(case["value"])
+        if expect.get("known_format"):
+            assert run_id is not None and RunStore().get_run(run_id) is None
+        else:
+            assert run_id is None, f"{case['value']!r} taken for a run id"
+        return
+    from cnnlab import labstate as lab
+
+    value = link_value(case)
+    if expect["stage"] == "link":
+        with pytest.raises(UserError) as info:
+            config = lab.decode_config(value)
+            layers = lab.layers_from_frame(lab.frame_from_layers(config.layers))
+            convlab_pipeline(config.input, layers, config.mode, config.name)
+        assert_user_message(str(info.value), expect)
+        return
+    config = lab.decode_config(value)
+    layers = lab.layers_from_frame(lab.frame_from_layers(config.layers))  # the editor round trip
+    _, messages, table = convlab_pipeline(config.input, layers, config.mode, config.name)
+    assert_row_error(messages, table, expect)
 
 
 # =============================================================================== CLI flags
