@@ -394,7 +394,7 @@ if mistakes is not None and mistakes.data:
             f"#{m['index']}: {m['true']} → {m['pred']} ({m['confidence']:.0%})" for m in items
         ]
         st.image(pictures, caption=captions, width=96)
-        st.caption("Caption: test index: true digit → predicted digit (the model's confidence).")
+        st.caption("Under each digit: its test index: true digit → predicted digit (confidence).")
 
 with st.container(key="downloads"):
     d1, d2, _ = st.columns([1, 1, 3])

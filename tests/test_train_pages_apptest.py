@@ -174,6 +174,10 @@ def test_finished_run_shows_results_and_runs_table(finished_run: str) -> None:
     assert "finished" in at.markdown[0].value or any("finished" in m.value for m in at.markdown)
     # "Try it" with a test digit: the page's prediction comes from the saved checkpoint.
     assert any("Prediction:" in m.value for m in at.markdown)
+    at.button(key="reuse-settings").click().run()  # the run's options back into the form
+    assert at.number_input(key="tr_limit").value == 1000
+    assert at.number_input(key="tr_batch_size").value == 50
+    assert at.text_input(key="tr_name").value == ""
     at = run_page(RUNS)
     no_exception(at)
     frame = at.dataframe[0].value
