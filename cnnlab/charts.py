@@ -62,7 +62,8 @@ def layer_kind(module_type: str) -> str:
 
 def _layout(fig: go.Figure, title: str, height: int) -> go.Figure:
     fig.update_layout(
-        title={"text": title, "x": 0.0, "xanchor": "left"},
+        title={"text": title, "x": 0.0, "xanchor": "left", "yref": "container", "y": 0.98,
+               "yanchor": "top"},
         height=height,
         margin={"l": 10, "r": 10, "t": 100, "b": 10},
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.08, "x": 0.0, "xanchor": "left"},
@@ -83,7 +84,9 @@ def comparison_label(c: SeparableComparison) -> str:
 def separable_bars(comparisons: Sequence[SeparableComparison]) -> go.Figure:
     """Per conv layer: params and MACs, regular vs depthwise-separable (grouped bars)."""
     labels = [comparison_label(c) for c in comparisons]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Parameters", "MACs"))
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=("Parameters", "MACs"), horizontal_spacing=0.14
+    )
     panels = (
         ("params", [c.regular_params for c in comparisons],
          [c.separable_params for c in comparisons]),
@@ -288,7 +291,7 @@ def kind_share_bars(analysis: Analysis) -> go.Figure:
                 ),
             )
         )
-    fig.update_layout(barmode="stack")
+    fig.update_layout(barmode="stack", legend_traceorder="normal")
     fig.update_xaxes(range=[0, 100], title_text="% of the model's total", ticksuffix=" %")
     fig.update_yaxes(autorange="reversed")
     return _layout(fig, "Share of the totals by layer kind (number of layers in brackets)", 320)

@@ -161,14 +161,15 @@ def editor_columns(per_layer: bool) -> dict:
     }
 
 
-edited = st.data_editor(
-    ss["lab_source"],
-    key=f"lab_editor_{ss['lab_version']}",
-    num_rows="dynamic",
-    width="stretch",
-    placeholder="",
-    column_config=editor_columns(per_layer),
-)
+with st.container(key="lab-editor"):
+    edited = st.data_editor(
+        ss["lab_source"],
+        key=f"lab_editor_{ss['lab_version']}",
+        num_rows="dynamic",
+        width="stretch",
+        placeholder="",
+        column_config=editor_columns(per_layer),
+    )
 layers = lab.layers_from_frame(edited)
 ss["lab_layers"] = layers
 
@@ -215,8 +216,11 @@ with st.container(key="lab-table"):
         ),
         hide_index=True,
         width="stretch",
+        placeholder="",
         column_config={
             "#": st.column_config.NumberColumn("#", width="small"),
+            "Layer": st.column_config.TextColumn("Layer", width="medium"),
+            "Status": st.column_config.TextColumn("Status", width="large"),
             "Params": st.column_config.NumberColumn("Params", format="localized"),
             "MACs": st.column_config.NumberColumn("MACs", format="localized"),
             "FLOPs": st.column_config.NumberColumn("FLOPs", format="localized"),
@@ -337,10 +341,13 @@ with st.container(key="lab-latency", border=True):
                      help="all-separable MACs ÷ regular MACs")  # fmt: skip
             b.metric("Time ratio", f"{sep_lat.median_ms / reg_lat.median_ms:.3f}",
                      help="separable ms ÷ regular ms")  # fmt: skip
+            if speedup >= 1:
+                pace = f"but only {speedup:.1f}× faster"
+            else:
+                pace = f"yet {1 / max(speedup, 1e-9):.1f}× slower"
             st.caption(
-                f"Median of {reg_lat.runs} runs on {reg_lat.device}: "
-                f"{1 / mac_ratio_all:.1f}× fewer MACs, but {speedup:.1f}× "
-                f"{'faster' if speedup >= 1 else 'the speed'}."
+                f"Median of {reg_lat.runs} runs on {reg_lat.device}, regular vs all separable: "
+                f"{1 / mac_ratio_all:.1f}× fewer MACs, {pace}."
             )
     with note_col:
         st.markdown(

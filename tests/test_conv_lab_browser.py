@@ -1,0 +1,151 @@
+"""The Conv Lab page in a real browser: edits change the counts, separable shows the ratio,
+a bad row shows its reason, and a shared link restores the stack.
+
+Expected numbers come from the engine (``cnnlab.analyse``) on the same specs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from browser_helpers import assert_no_exception, open_app, screenshot, wait_idle
+from grid_helpers import cell, column_of, edit_cell, grid_in, toggle_cell
+from playwright.sync_api import Page, expect
+
+from cnnlab import labstate as lab
+from cnnlab.analyse import analyse_spec
+from cnnlab.spec import PRESETS, LayerSpec, StackSpec
+
+pytestmark = pytest.mark.browser
+expect.set_options(timeout=30_000)
+
+VGG = PRESETS["VGG block"]
+
+
+@pytest.fixture
+def page(page: Page) -> Page:
+    """A tall window: the whole page fits, so screenshots show it all."""
+    page.set_viewport_size({"width": 1400, "height": 2600})
+    return page
+
+
+def with_layer(spec: StackSpec, index: int, **changes: object) -> StackSpec:
+    layers = list(spec.layers)
+    layers[index] = replace(layers[index], **changes)
+    return replace(spec, layers=tuple(layers))
+
+
+def link_config(page: Page, timeout_s: float = 15) -> lab.LabConfig:
+    """The configuration the page's URL holds now (waits for it to appear)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        values = parse_qs(urlparse(page.url).query).get(lab.QUERY_KEY)
+        if values or time.monotonic() > deadline:
+            break
+        page.wait_for_timeout(200)
+    assert values, f"no {lab.QUERY_KEY}= in {page.url}"
+    return lab.decode_config(values[0])
+
+
+def spec_of(config: lab.LabConfig) -> StackSpec:
+    return lab.parse_rows(config.input, config.layers, config.name).spec
+
+
+def test_kernel_3_to_5_changes_macs_and_link(page: Page, app_url: str) -> None:
+    open_app(page, f"{app_url}/Conv_Lab")
+    regular = page.locator(".st-key-lab-totals-regular")
+    before = analyse_spec(VGG).totals.macs
+    expect(regular).to_contain_text(f"{before:,}")
+
+    grid = grid_in(page, "lab-editor")
+    edit_cell(page, grid, column_of(grid, "kernel"), 0, "5")
+
+    changed = with_layer(VGG, 0, kernel=5)
+    after = analyse_spec(changed).totals.macs
+    assert after != before
+    expect(regular).to_contain_text(f"{after:,}")
+    expect(page.locator(".st-key-lab-totals-configured")).to_contain_text(f"{after:,}")
+    wait_idle(page)
+    assert spec_of(link_config(page)).layers == changed.layers
+    assert_no_exception(page)
+    screenshot(page, "conv_lab_kernel5")
+
+
+def test_flip_one_layer_to_separable_shows_ratio(page: Page, app_url: str) -> None:
+    open_app(page, f"{app_url}/Conv_Lab")
+    ratio = page.locator(".st-key-lab-ratio")
+    expect(ratio).to_contain_text("Every conv is regular")
+    expect(ratio).not_to_contain_text("MAC ratio")
+
+    grid = grid_in(page, "lab-editor")
+    toggle_cell(page, grid, column_of(grid, "separable"), 0)
+
+    flipped = with_layer(VGG, 0, separable=True)
+    want = analyse_spec(flipped).totals.macs / analyse_spec(VGG).totals.macs
+    expect(ratio).to_contain_text("MAC ratio")
+    expect(ratio).to_contain_text(f"{want:.4f}")
+    expect(ratio).to_contain_text("1/128 + 1/9")
+    expect(page.locator(".st-key-lab-totals-configured")).to_contain_text(
+        f"{analyse_spec(flipped).totals.params:,}"
+    )
+    expect(page.locator(".st-key-lab-chart-bars [data-testid='stPlotlyChart']")).to_be_visible()
+    expect(page.locator(".st-key-lab-chart-theory [data-testid='stPlotlyChart']")).to_be_visible()
+    assert_no_exception(page)
+    screenshot(page, "conv_lab_separable")
+
+
+def test_bad_row_shows_reason_and_rows_above_keep_numbers(page: Page, app_url: str) -> None:
+    open_app(page, f"{app_url}/Conv_Lab")
+    grid = grid_in(page, "lab-editor")
+    edit_cell(page, grid, column_of(grid, "kernel"), 1, "200")
+
+    reason = "kernel 200 is larger than the padded input 114×114"
+    expect(page.locator(".st-key-lab-errors")).to_contain_text(f"Layer 1: {reason}")
+    table = grid_in(page, "lab-table")
+    status, params = column_of(table, "Status"), column_of(table, "Params")
+    expect(cell(table, status, 1)).to_contain_text(reason)
+    expect(cell(table, status, 2)).to_contain_text("not analysed: layer 1 above is invalid")
+    expect(cell(table, status, 0)).to_contain_text("✅")
+    # the accessible table holds the raw value: 128 × 3 × 3 × 64 + 128 = 73,856
+    expect(cell(table, params, 0)).to_have_text("73856")
+    assert_no_exception(page)
+    screenshot(page, "conv_lab_bad_row")
+
+
+def test_shared_link_restores_the_stack(page: Page, app_url: str) -> None:
+    shared = StackSpec(
+        input=(3, 32, 32),
+        name="shared stack",
+        layers=(
+            LayerSpec(type="conv", out_channels=16, kernel=5, padding=2, activation="relu"),
+            LayerSpec(type="maxpool", kernel=2),
+            LayerSpec(type="conv", out_channels=32, kernel=3, padding=1, separable=True),
+            LayerSpec(type="flatten"),
+            LayerSpec(type="linear", out_features=10),
+        ),
+    )
+    value = lab.encode_config(lab.LabConfig.from_spec(shared))
+    open_app(page, f"{app_url}/Conv_Lab?{lab.QUERY_KEY}={value}")
+
+    expect(page.get_by_label("C", exact=True)).to_have_value("3")
+    expect(page.get_by_label("H", exact=True)).to_have_value("32")
+    grid = grid_in(page, "lab-editor")
+    expect(cell(grid, column_of(grid, "kernel"), 0)).to_have_text("5")
+    expect(cell(grid, column_of(grid, "type"), 4)).to_have_text("linear")
+    configured = analyse_spec(shared).totals
+    expect(page.locator(".st-key-lab-totals-configured")).to_contain_text(f"{configured.macs:,}")
+    expect(page.locator(".st-key-lab-ratio")).to_contain_text("MAC ratio")
+    assert spec_of(link_config(page)) == shared
+    assert_no_exception(page)
+    screenshot(page, "conv_lab_link")
+
+    open_app(page, f"{app_url}/Conv_Lab?{lab.QUERY_KEY}=not-a-real-config")
+    expect(page.get_by_text("could not be read")).to_be_visible()
+    expect(page.locator(".st-key-lab-totals-regular")).to_contain_text(
+        f"{analyse_spec(VGG).totals.macs:,}"
+    )
+    assert_no_exception(page)
+    screenshot(page, "conv_lab_bad_link")
