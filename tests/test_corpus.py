@@ -650,6 +650,48 @@ def test_query_corpus(case: dict[str, Any]) -> None:
     assert_row_error(messages, table, expect)
 
 
+PAGE_CASES = [c for c in params("query") if c.values[0].get("page_check")]
+
+
+@pytest.mark.parametrize("case", PAGE_CASES)
+def test_query_corpus_on_the_page(case: dict[str, Any]) -> None:
+    """A few links opened on the real page (AppTest): an inline error, the rest still works."""
+    from streamlit.testing.v1 import AppTest
+
+    app = str(Path(__file__).resolve().parents[1] / "app.py")
+    at = AppTest.from_file(app, default_timeout=120)
+    expect = case["expect"]
+    if case["page"] == "train":
+        at.switch_page("pages/3_Train.py")
+        at.query_params["run"] = case["value"]
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        errors = [str(e.value) for e in at.error]
+        wanted = expect["message"] if expect.get("known_format") else "is not a run id"
+        assert any(wanted in e for e in errors), errors
+        for e in errors:
+            assert_user_message(e.replace("\n", " "), {}, "page error")
+        assert at.selectbox(key="tr_model").value == "small-cnn"  # the form still works
+        assert any(m.label == "Parameters" for m in at.metric)
+        return
+    at.switch_page("pages/1_Conv_Lab.py")
+    at.query_params["lab"] = link_value(case)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [str(e.value) for e in at.error]
+    if expect["stage"] == "link":
+        shown = [e for e in errors if "could not be read" in e]
+        assert shown, errors
+        assert_user_message(shown[0], expect, "page error")
+    else:
+        prefix = f"Layer {expect['row']}: "
+        shown = [e for e in errors if e.startswith(prefix)]
+        assert shown, errors
+        assert_user_message(shown[0][len(prefix) :], expect, "page error")
+    # the rest of the page still works: the table and the totals are there
+    assert at.dataframe and any(m.label == "Params" for m in at.metric)
+
+
 # =============================================================================== CLI flags
 
 
