@@ -377,9 +377,18 @@ def _train(
             store.add_metrics(run_id, rows)
             if on_progress is not None:
                 on_progress(
-                    Progress(step, total_steps, epoch_pos, mean_loss, accuracy, lr, ips, eta,
-                             test_accuracy)
-                )  # fmt: skip
+                    Progress(
+                        step,
+                        total_steps,
+                        epoch_pos,
+                        mean_loss,
+                        accuracy,
+                        lr,
+                        ips,
+                        eta,
+                        test_accuracy,
+                    )
+                )
             if last_of_epoch:  # the test evaluation is not training time
                 t_step = time.perf_counter()
                 window.restart_clock()
@@ -502,8 +511,9 @@ def summarise(probs: torch.Tensor, labels: torch.Tensor, images: torch.Tensor) -
 
     confidence = probs.max(1).values
     wrong = torch.from_numpy(y_pred != y_true)
-    order = torch.argsort(torch.where(wrong, confidence, torch.full_like(confidence, -1.0)),
-                          descending=True)  # fmt: skip
+    order = torch.argsort(
+        torch.where(wrong, confidence, torch.full_like(confidence, -1.0)), descending=True
+    )
     worst = [int(i) for i in order[: min(MISTAKES, int(wrong.sum()))]]
     mistakes = [
         {
@@ -631,13 +641,19 @@ def estimate_cost(config: TrainConfig, *, measure: bool = True) -> CostEstimate:
         config.model, mnist=True, input_size=config.input_size, spec=config.stack_spec()
     )
     params, macs = analysis.totals.params, analysis.totals.macs
+    if config.batch_size == 1 and any("BatchNorm" in row.type for row in analysis.rows):
+        raise UserError(
+            f"{config.model} has BatchNorm, which cannot train on batches of one"
+            " image; use batch size 2 or more"
+        )
     n_train = len(load_mnist("train", limit=config.train_limit, data_dir=config.data_dir))
     n_test = len(load_mnist("test", data_dir=config.data_dir))
     images = n_train * config.epochs
     train_flops = macs * images * 3 * 2
 
-    memory = memory_bytes(config, params, analysis.totals.activation_bytes, n_train + n_test,
-                          device)  # fmt: skip
+    memory = memory_bytes(
+        config, params, analysis.totals.activation_bytes, n_train + n_test, device
+    )
     available = available_bytes(device)
     fits = memory <= 0.9 * available
     refusal = None
@@ -678,9 +694,12 @@ def estimate_cost(config: TrainConfig, *, measure: bool = True) -> CostEstimate:
 
 
 def memory_bytes(
-    config: TrainConfig, params: int, activation_bytes: int, resident_images: int,
+    config: TrainConfig,
+    params: int,
+    activation_bytes: int,
+    resident_images: int,
     device: torch.device,
-) -> int:  # fmt: skip
+) -> int:
     """Weights + gradients + optimizer state + activations at the batch size + the data."""
     state_copies = {"adam": 2, "adamw": 2}.get(config.optimizer, 1 if config.momentum else 0)
     weights = params * 4 * (2 + state_copies)
@@ -714,9 +733,9 @@ def measure_speed(
 
     Times the forward + backward pass and the optimizer step apart: images/s =
     1 / (pass time per image + step time / batch size). A model too big to time at its input
-    size within the budget (VGG-16 at 224 on a CPU) is timed at the two largest smaller input
-    sizes it takes, and its pass time extrapolated linearly in MACs (exact, from the analysis
-    engine) — the cost that does not grow with the input (e.g. VGG's classifier) stays fixed.
+    size within the budget (VGG-16 at 224 on a CPU) is timed at the two smallest input sizes it
+    takes and its pass time extrapolated linearly in MACs (exact, from the analysis engine), so
+    the cost that does not grow with the input (e.g. VGG's classifier) stays fixed.
     Weights are allocated without initialisation (constant values): timing needs no real model.
     """
     from cnnlab import zoo
@@ -732,37 +751,35 @@ def measure_speed(
         return m * 6 / guess_rate
 
     points = [(config.input_size, macs)]  # (input size, MACs per image) to time
-    if guess(macs) > target:
+    if guess(macs) > target:  # too slow to time as is: time the two smallest sizes it takes
         smaller = []
-        for size in sorted((s for s in INPUT_SIZES if s < config.input_size), reverse=True):
+        for size in sorted(s for s in INPUT_SIZES if s < config.input_size):
             try:
-                m = analyse_zoo(
+                analysis = analyse_zoo(
                     config.model, mnist=True, input_size=size, spec=config.stack_spec()
-                ).totals.macs
+                )
             except UserError:
                 continue  # the model cannot take this size
-            if guess(m) <= target:
-                smaller.append((size, m))
+            smaller.append((size, analysis.totals.macs))
             if len(smaller) == 2:
                 break
-        if len(smaller) == 2 and smaller[0][1] > smaller[1][1]:
-            points = smaller
-    batch = max(1, min(config.batch_size, int(target / max(guess(points[0][1]), 1e-7))))
-    if batch == 1 and config.batch_size > 1:
-        batch = 2  # BatchNorm in training mode needs two images
-
+        if smaller:
+            points = smaller[::-1]  # the larger first
     model = zoo.build_model(config.model, mnist=True, device="meta", spec=config.stack_spec())
+    has_batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
     model = model.to_empty(device=device)
     with torch.no_grad():
         for tensor in (*model.parameters(), *model.buffers()):
             tensor.fill_(0.01 if tensor.is_floating_point() else 1)
     if channels_last(device):
         model = model.to(memory_format=torch.channels_last)
+    smallest = min(config.batch_size, 2 if has_batchnorm else 1)  # BatchNorm needs two images
+    model.train(smallest > 1 or not has_batchnorm)
     optimizer = make_optimizer(config, model)
     gen = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (batch, 28, 28), dtype=torch.uint8, generator=gen).to(device)
-    labels = torch.randint(0, NUM_CLASSES, (batch,), generator=gen).to(device)
-    model.train(batch > 1)
+    digits = torch.randint(0, 256, (config.batch_size, 28, 28), dtype=torch.uint8, generator=gen)
+    classes = torch.randint(0, NUM_CLASSES, (config.batch_size,), generator=gen)
+    digits, classes = digits.to(device), classes.to(device)
 
     def sync() -> None:
         if device.type == "cuda":
@@ -770,28 +787,37 @@ def measure_speed(
         elif device.type == "mps":
             torch.mps.synchronize()
 
-    def timed_pass(size: int) -> float:
+    def timed_pass(size: int, batch: int) -> float:
         sync()
         start = time.perf_counter()
         with autocast(device):
-            loss = F.cross_entropy(model(prepare(images, size, device)), labels)
+            logits = model(prepare(digits[:batch], size, device))
+            loss = F.cross_entropy(logits, classes[:batch])
         loss.backward()
         sync()
         return time.perf_counter() - start
 
+    # Size the timed batch: from the smallest, double while a pass takes under budget / 8
+    # (the first pass also pays for allocations and kernel selection).
+    batch = smallest
+    timed_pass(points[0][0], batch)
+    while batch < config.batch_size and timed_pass(points[0][0], batch) < target / 2:
+        batch = min(config.batch_size, batch * 2)
     pass_s = []
     for size, _ in points:
-        timed_pass(size)  # the first pass pays for allocations and kernel selection
+        timed_pass(size, batch)  # warm this size and batch
         passes, start = [], time.perf_counter()
         limit = budget_s / 2 / len(points)
         while len(passes) < 2 or (len(passes) < 20 and time.perf_counter() - start < limit):
-            passes.append(timed_pass(size))
+            passes.append(timed_pass(size, batch))
         pass_s.append(min(passes) / batch)
     per_image = pass_s[0]
-    if len(points) == 2:  # extrapolate in MACs from the two smaller sizes
+    if len(points) == 2 and points[0][1] > points[1][1]:  # extrapolate linearly in MACs
         (_, m1), (_, m2) = points
         slope = (pass_s[0] - pass_s[1]) / (m1 - m2)
         per_image = pass_s[0] + max(slope, 0.0) * (macs - m1)
+    elif points[0][1] != macs:  # one smaller size: scale by the MACs ratio
+        per_image = pass_s[0] * macs / max(points[0][1], 1)
     optimizer.step()  # the first step allocates the optimizer state
     sync()
     start = time.perf_counter()
