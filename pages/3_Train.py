@@ -41,10 +41,10 @@ FIELDS = {  # widget key → TrainConfig field
 MODEL_NOTES = {
     "small-cnn": "2 conv + 2 FC, made for MNIST — a minute or less on a CPU",
     "lenet5": "LeCun 1998 — tiny and fast",
-    "vgg16": "the report's model — use input ≥ 32 (224 as in the report) and a GPU",
-    "mobilenet_v2": "depthwise-separable — input ≥ 32",
-    "alexnet-report": "AlexNet with the report's 4096→1024 classifier — input ≥ 63",
-    "resnet18": "residual — input ≥ 32",
+    "vgg16": "the report's model (224×224 there) — needs input ≥ 32, and a GPU at 224",
+    "mobilenet_v2": "inverted residuals of depthwise-separable convs — the report tried it too",
+    "alexnet-report": "AlexNet with the report's 4096→1024 classifier — needs input ≥ 64",
+    "resnet18": "residual blocks, batch norm",
 }
 
 page_header(
@@ -81,12 +81,25 @@ def apply_preset(config: TrainConfig, limit: int) -> None:
 
 
 def on_model_change() -> None:
-    """A Conv Lab stack trains at its own input size when that is one the engine supports."""
-    if st.session_state.get("tr_model") == zoo.STACK:
+    """A Conv Lab stack trains at its own input size (when the engine supports it); a zoo model
+    that cannot take the current size moves up to the smallest offered size it takes."""
+    model = st.session_state.get("tr_model")
+    if model == zoo.STACK:
         spec = st.session_state.get(LAB_SPEC_KEY) or {}
         size = (spec.get("input") or [1, 28, 28])[-1]
         if size in INPUT_SIZES:
             st.session_state["tr_input_size"] = size
+        return
+    current = st.session_state.get("tr_input_size", 28)
+    for size in [s for s in INPUT_SIZES if s >= current]:
+        try:
+            TrainConfig(model=model, input_size=size).check_model()
+        except UserError:
+            continue
+        if size != current:
+            st.session_state["tr_input_size"] = size
+            st.toast(f"{model} cannot take {current}×{current}: input size set to {size}×{size}")
+        return
 
 
 for key, value in {
