@@ -86,7 +86,7 @@ def parse_run_id(value: object) -> str | None:
 
 # --- formatting -------------------------------------------------------------------------------
 
-_SI = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
+_SI = ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
 
 
 def si(value: float | int | None, unit: str = "") -> str:

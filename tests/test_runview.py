@@ -133,6 +133,7 @@ def test_labels_are_unique_when_names_repeat(store: RunStore) -> None:
 def test_formatting_helpers() -> None:
     assert runview.si(15_470_000_000, "MACs") == "15.47 GMACs"
     assert runview.si(421_642) == "421.64 k"
+    assert runview.si(16_641_080_000_000_000) == "16.64 P"  # VGG-16, 3 epochs: training FLOPs
     assert runview.si(12) == "12"
     assert runview.si(None) == "—"
     assert runview.duration_text(42.4) == "42 s"
