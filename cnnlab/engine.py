@@ -259,7 +259,9 @@ def train(
             store.finish_run(run_id, STOPPED, "stopped on request")
             return TrainResult(run_id, STOPPED, error="stopped on request")
         except KeyboardInterrupt:
-            store.finish_run(run_id, INTERRUPTED, "interrupted (Ctrl-C)")
+            store.finish_run(
+                run_id, INTERRUPTED, "interrupted: Ctrl-C, or its worker was shut down"
+            )
             raise
         except Exception as err:  # anything at all: the run must not stay "running"
             text = error_text(err)

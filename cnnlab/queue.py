@@ -11,13 +11,18 @@ Liveness, so no run stays ``running`` forever:
   a running run whose worker process is gone, or whose heartbeat stopped, → ``interrupted``);
 - its main loop writes a worker heartbeat every 2 s, so pages can say "no worker running";
 - SIGTERM interrupts running trainings at once (they end ``interrupted``); SIGINT (Ctrl-C)
-  waits up to 5 s for them, then does the same.
+  waits up to 5 s for them, then does the same;
+- on Linux a worker process whose consumer dies (even by SIGKILL) interrupts its training and
+  exits (``PR_SET_PDEATHSIG``) instead of running on unsupervised.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -79,7 +84,43 @@ def run_training(run_id: str) -> str:
     return _run_training(run_id)
 
 
+_worker_state = {"in_task": False, "orphaned": False}
+
+
+def _on_parent_death(signum: int, frame: Any) -> None:
+    """In a worker process whose consumer died: interrupt the training, then exit."""
+    _worker_state["orphaned"] = True
+    if _worker_state["in_task"]:
+        raise KeyboardInterrupt  # the engine marks the run interrupted; then we exit
+    os._exit(0)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Linux: get SIGUSR1 when the consumer process dies (even by SIGKILL), so no worker
+    keeps training — or polling the queue — without it."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        signal.signal(signal.SIGUSR1, _on_parent_death)
+        libc.prctl(1, signal.SIGUSR1)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError, ValueError):
+        return
+    if os.getppid() != parent_pid:  # it died before prctl took effect
+        os._exit(0)
+
+
 def _run_training(run_id: str) -> str:
+    _worker_state["in_task"] = True
+    try:
+        return _train_queued(run_id)
+    finally:
+        _worker_state["in_task"] = False
+        if _worker_state["orphaned"]:
+            os._exit(1)
+
+
+def _train_queued(run_id: str) -> str:
     store = RunStore()
     run = store.get_run(run_id)
     if run is None or run.status != QUEUED:
@@ -138,6 +179,13 @@ class _Consumer(Consumer):
     def __init__(self, huey: SqliteHuey, store: RunStore, **kwargs: Any) -> None:
         super().__init__(huey, **kwargs)
         self.store = store
+        parent, init_child = os.getpid(), self.environment.init_child
+
+        def init_worker(process: Any) -> None:
+            init_child(process)
+            _die_with_parent(parent)
+
+        self.environment.init_child = init_worker  # type: ignore[method-assign]
         self._last_beat = 0.0
         self._last_reap = 0.0
 

@@ -1,6 +1,7 @@
 """Background runs through the Huey queue and a real consumer process (``cnnlab worker``):
 a run finishes, a cancelled one is skipped, a SIGKILLed worker leaves its run ``interrupted``
-and the next run still trains, SIGTERM shuts the consumer down cleanly."""
+and the next run still trains, a SIGKILLed consumer takes its workers along (run
+``interrupted``), SIGTERM shuts the consumer down cleanly."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from cnnlab.queue import enqueue, get_huey, pending
-from cnnlab.store import FINISHED, INTERRUPTED, RUNNING, STOPPED, RunStore
+from cnnlab.store import FINISHED, INTERRUPTED, RUNNING, STOPPED, RunStore, pid_alive
 from cnnlab.trainconfig import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,8 +52,12 @@ def consumer(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
     yield start  # type: ignore[misc]
     for proc in procs:
         if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+            proc.terminate()  # a clean shutdown (its workers go with it)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
     log.close()
 
 
@@ -101,3 +106,15 @@ def test_sigkilled_worker_leaves_run_interrupted_and_next_run_trains(consumer):
     short = enqueue(TrainConfig(train_limit=500, batch_size=100, name="after the kill"), store)
     wait_for("the next run to finish", lambda: store.get_run(short).status == FINISHED, 180)
     assert store.metric_count(long_run) == kept and store.integrity_ok()
+
+    # SIGKILL of the consumer itself: its worker interrupts the run and exits (no orphans).
+    second = enqueue(TrainConfig(epochs=5, batch_size=32, name="consumer killed"), store)
+    wait_for("the second run to record metrics", lambda: store.metric_count(second) >= 6, 180)
+    worker_pid = store.get_run(second).pid
+    proc.kill()
+    proc.wait()
+    wait_for("the second run to end", lambda: store.get_run(second).status != RUNNING, 15)
+    run = store.get_run(second)
+    assert run.status == INTERRUPTED and "worker was shut down" in run.error
+    wait_for("the worker process to exit", lambda: not pid_alive(worker_pid), 15)
+    assert store.integrity_ok()
