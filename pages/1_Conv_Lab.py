@@ -32,6 +32,7 @@ ss = st.session_state
 
 def load_config(config: lab.LabConfig) -> None:
     """Make ``config`` the editor's source (a new editor key, so old edits are dropped)."""
+    ss["lab_config"] = config
     ss["lab_source"] = lab.frame_from_layers(config.layers)
     ss["lab_name"] = config.name
     ss["lab_c"], ss["lab_h"], ss["lab_w"] = config.input
@@ -80,7 +81,7 @@ def current_config(layers: list[dict]) -> lab.LabConfig:
     )
 
 
-if "lab_source" not in ss:
+if "lab_config" not in ss:  # first visit in this session: the link, else the default preset
     start = lab.LabConfig.from_spec(PRESETS[DEFAULT_PRESET])
     link_value = st.query_params.get(lab.QUERY_KEY)
     if link_value:
@@ -89,6 +90,8 @@ if "lab_source" not in ss:
         except UserError as err:
             ss["lab_link_error"] = str(err)
     load_config(start)
+elif "lab_c" not in ss:  # back from another page: Streamlit dropped this page's widget state
+    load_config(ss["lab_config"])
 
 if ss.get("lab_link_error"):
     st.error(
@@ -186,6 +189,7 @@ if len(layers) > 1:
 # ---------------------------------------------------------------- analysis
 
 config = current_config(layers)
+ss["lab_config"] = config
 try:
     stack = lab.parse_rows(config.input, layers, config.name)
     spec = lab.effective_spec(stack.spec, config.mode)

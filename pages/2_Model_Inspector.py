@@ -64,10 +64,11 @@ names += [n for n in zoo.list_models() if n not in zoo.ZOO]
 
 with st.container(key="insp-controls"):
     m_col, x_col, s_col = st.columns([2, 1, 1], vertical_alignment="bottom")
+    last = ss.get("insp_last_model", "alexnet")
     choice = m_col.selectbox(
         "Model",
         names,
-        index=names.index("alexnet"),
+        index=names.index(last) if last in names else names.index("alexnet"),
         key="insp_model",
         help=f"The zoo first{', then your Conv Lab stack' if lab_spec else ''}, "
         "then every other torchvision classifier.",
@@ -82,6 +83,7 @@ with st.container(key="insp-controls"):
         help="28 is native MNIST; larger sizes are resized digits.",
     )  # fmt: skip
 
+ss["insp_last_model"] = choice
 name = zoo.STACK if choice == CONV_LAB else choice
 spec_json = json.dumps(lab_spec, sort_keys=True) if choice == CONV_LAB else None
 spec = StackSpec.from_dict(lab_spec, validate=False) if spec_json else None
@@ -91,14 +93,17 @@ if mnist:
     st.caption(f"Input: {shape_text(shape)} (MNIST digits, batch 1)")
 else:
     default = zoo.default_input_shape(name, spec=spec)
-    if ss.get("insp_shape_for") != (choice, spec_json):
+    if ss.get("insp_shape_for") != (choice, spec_json):  # a new model: its native input
         ss["insp_c"], ss["insp_h"], ss["insp_w"] = default
         ss["insp_shape_for"] = (choice, spec_json)
+    elif "insp_c" not in ss:  # back from another page: Streamlit dropped the widget state
+        ss["insp_c"], ss["insp_h"], ss["insp_w"] = ss.get("insp_shape_saved", default)
     c_col, h_col, w_col, _ = st.columns([1, 1, 1, 3])
     c_col.number_input("Channels", min_value=1, max_value=65_536, step=1, key="insp_c")
     h_col.number_input("Height", min_value=1, max_value=4096, step=1, key="insp_h")
     w_col.number_input("Width", min_value=1, max_value=4096, step=1, key="insp_w")
     shape = (int(ss["insp_c"]), int(ss["insp_h"]), int(ss["insp_w"]))
+    ss["insp_shape_saved"] = shape
 
 try:
     with st.spinner("Counting…"):
@@ -127,8 +132,8 @@ with st.container(key="insp-table"):
         column_config={
             "Output": st.column_config.TextColumn("Output", width="medium"),
             "Params": st.column_config.NumberColumn("Params", format="localized"),
-            "MACs": st.column_config.NumberColumn("MACs", format="localized"),
-            "FLOPs": st.column_config.NumberColumn("FLOPs", format="localized"),
+            "MACs": st.column_config.NumberColumn("MACs", format="localized", width="medium"),
+            "FLOPs": st.column_config.NumberColumn("FLOPs", format="localized", width="medium"),
             "Activations (bytes)": st.column_config.NumberColumn(
                 "Activations (bytes)", format="localized", help="fp32 output, batch 1"
             ),

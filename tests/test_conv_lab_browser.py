@@ -17,7 +17,7 @@ from playwright.sync_api import Page, expect
 
 from cnnlab import labstate as lab
 from cnnlab.analyse import analyse_spec
-from cnnlab.spec import PRESETS, LayerSpec, StackSpec
+from cnnlab.spec import PRESETS, LayerSpec, StackSpec, dumps
 
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=30_000)
@@ -149,3 +149,66 @@ def test_shared_link_restores_the_stack(page: Page, app_url: str) -> None:
     )
     assert_no_exception(page)
     screenshot(page, "conv_lab_bad_link")
+
+
+def test_json_upload_loads_a_spec_and_bad_files_show_inline_errors(
+    page: Page, app_url: str
+) -> None:
+    open_app(page, f"{app_url}/Conv_Lab")
+    upload = page.locator(".st-key-lab-files input[type='file']")
+    table3 = PRESETS["MobileNet v1 Table 3 layer"]
+    upload.set_input_files(
+        files=[{"name": "table3.json", "mimeType": "application/json",
+                "buffer": dumps(table3).encode()}]
+    )  # fmt: skip
+    expect(page.get_by_label("C", exact=True)).to_have_value("512")
+    expect(page.locator(".st-key-lab-totals-regular")).to_contain_text("462,422,016")
+    expect(page.locator(".st-key-lab-totals-regular")).to_contain_text("2,359,296")
+
+    upload.set_input_files(
+        files=[{"name": "broken.json", "mimeType": "application/json",
+                "buffer": b'{"input": [3, 32, 32], "layers": [{"type": "conv", "kernel": 3}]}'}]
+    )  # fmt: skip
+    expect(page.locator(".st-key-lab-files")).to_contain_text(
+        "broken.json: layer 0 (conv): 'out_channels' is required"
+    )
+    expect(page.locator(".st-key-lab-totals-regular")).to_contain_text("462,422,016")
+    assert_no_exception(page)
+    screenshot(page, "conv_lab_upload_error")
+
+
+def test_stack_reaches_the_inspector_and_survives_the_round_trip(
+    page: Page, app_url: str
+) -> None:
+    open_app(page, f"{app_url}/Conv_Lab")
+    grid = grid_in(page, "lab-editor")
+    edit_cell(page, grid, column_of(grid, "kernel"), 0, "5")
+    changed = with_layer(VGG, 0, kernel=5)
+    expect(page.locator(".st-key-lab-totals-regular")).to_contain_text(
+        f"{analyse_spec(changed).totals.macs:,}"
+    )
+
+    page.get_by_test_id("stSidebarNav").get_by_text("Model Inspector").click()
+    wait_idle(page)
+    models = page.locator(".st-key-insp-controls [data-testid='stSelectbox']").first
+    models.click()
+    page.keyboard.type("Conv Lab")
+    page.get_by_role("option", name="Conv Lab stack").click()
+    expect(page.get_by_role("heading", name="VGG block at 64×112×112")).to_be_visible()
+    expect(page.locator(".st-key-insp-totals")).to_contain_text(
+        f"{analyse_spec(changed).totals.params:,}"
+    )
+    share = page.locator(".st-key-insp-chart-share")
+    expect(share).to_contain_text("conv (2)")
+    expect(share).not_to_contain_text("linear")
+    assert_no_exception(page)
+    screenshot(page, "inspector_conv_lab_stack")
+
+    page.get_by_test_id("stSidebarNav").get_by_text("Conv Lab").click()
+    wait_idle(page)
+    grid = grid_in(page, "lab-editor")
+    expect(cell(grid, column_of(grid, "kernel"), 0)).to_have_text("5")
+    expect(page.locator(".st-key-lab-totals-regular")).to_contain_text(
+        f"{analyse_spec(changed).totals.macs:,}"
+    )
+    assert_no_exception(page)

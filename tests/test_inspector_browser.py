@@ -47,6 +47,8 @@ def test_vgg16_table_chart_and_check_my_calculation(page: Page, app_url: str) ->
     expect(page.locator(".st-key-insp-footer")).to_contain_text("Params size (MB): 553.43")
     expect(page.locator(".st-key-insp-chart-layers [data-testid='stPlotlyChart']")).to_be_visible()
     expect(page.locator(".st-key-insp-chart-share [data-testid='stPlotlyChart']")).to_be_visible()
+    expect(page.locator(".st-key-insp-chart-share")).to_contain_text("conv (13)")
+    expect(page.locator(".st-key-insp-chart-layers")).to_contain_text("classifier.0")
     expect(page.locator(".st-key-insp-lesson")).to_contain_text("classifier.0 (Linear)")
 
     # One wrong number: features.0 is 3 × 3 × 3 × 64 + 64 = 1,792, not 1,793.
