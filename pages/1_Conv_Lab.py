@@ -224,7 +224,7 @@ with st.container(key="lab-table"):
         column_config={
             "#": st.column_config.NumberColumn("#", width="small"),
             "Layer": st.column_config.TextColumn("Layer", width="medium"),
-            "Status": st.column_config.TextColumn("Status", width="large"),
+            "Status": st.column_config.TextColumn("Status", width="large" if messages else "small"),
             "Params": st.column_config.NumberColumn("Params", format="localized"),
             "MACs": st.column_config.NumberColumn("MACs", format="localized"),
             "FLOPs": st.column_config.NumberColumn("FLOPs", format="localized"),
@@ -249,6 +249,15 @@ def totals_block(title: str, totals, caption: str) -> None:  # type: ignore[no-u
     st.caption(caption)
 
 
+def fewer(ratio: float) -> str:
+    """0.12 → ``8.4× fewer``; 0.95 → ``5.0 % fewer``; 1.1 → ``10.0 % more``."""
+    if ratio <= 0:
+        return "all"
+    if ratio > 1:
+        return f"{(ratio - 1) * 100:.1f} % more"
+    return f"{1 / ratio:.1f}× fewer" if ratio <= 2 / 3 else f"{(1 - ratio) * 100:.1f} % fewer"
+
+
 n_sep = sum(1 for layer in spec.layers if layer.type == "conv" and layer.separable)
 n_flippable = sum(1 for layer in stack.spec.layers if layer.flippable)
 st.subheader("Totals: regular vs separable")
@@ -268,10 +277,7 @@ with t_ratio, st.container(key="lab-ratio", border=True):
         param_ratio = analysis.totals.params / regular.totals.params if regular.totals.params else 0
         st.metric("MAC ratio", f"{mac_ratio:.4f}", help="separable MACs ÷ regular MACs")
         st.metric("Param ratio", f"{param_ratio:.4f}")
-        st.caption(
-            f"{1 / mac_ratio:.1f}× fewer MACs, "
-            f"{1 / param_ratio if param_ratio else float('inf'):.1f}× fewer parameters"
-        )
+        st.caption(f"{fewer(mac_ratio)} MACs, {fewer(param_ratio)} parameters")
         for c in comparisons:
             st.caption(
                 f"Layer {c.index}: {c.ratio:.4f} measured vs 1/N + 1/k² = "
@@ -351,7 +357,7 @@ with st.container(key="lab-latency", border=True):
                 pace = f"yet {1 / max(speedup, 1e-9):.1f}× slower"
             st.caption(
                 f"Median of {reg_lat.runs} runs on {reg_lat.device}, regular vs all separable: "
-                f"{1 / mac_ratio_all:.1f}× fewer MACs, {pace}."
+                f"{fewer(mac_ratio_all)} MACs, {pace}."
             )
     with note_col:
         st.markdown(

@@ -6,6 +6,8 @@ Expected numbers come from the engine (``cnnlab.analyse``) on the same models.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from browser_helpers import assert_no_exception, open_app, screenshot, wait_idle
 from grid_helpers import cell, column_of, edit_cell, grid_in
@@ -70,6 +72,18 @@ def test_vgg16_table_chart_and_check_my_calculation(page: Page, app_url: str) ->
     paste.press("Control+Enter")
     expect(results).to_contain_text("All 2 checked layers are right")
     assert_no_exception(page)
+
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Markdown report").click()
+    report = Path(info.value.path()).read_text()
+    assert report.startswith("# vgg16: parameters and MACs by layer")
+    assert "| features.0 | Conv2d | 64×224×224 | 1,792 | 3 × 3 × 3 × 64 + 64 = 1,792 |" in report
+    assert "| params | 138,357,544 |" in report
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Table as CSV").click()
+    csv = Path(info.value.path()).read_text().splitlines()
+    assert csv[0].startswith("name,type,group,input_shape,output_shape,params")
+    assert len(csv) == 1 + len(vgg.rows)
 
 
 def test_vgg16_on_28x28_mnist_is_a_clear_error(page: Page, app_url: str) -> None:
