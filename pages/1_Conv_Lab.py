@@ -278,11 +278,13 @@ with t_ratio, st.container(key="lab-ratio", border=True):
         st.metric("MAC ratio", f"{mac_ratio:.4f}", help="separable MACs ÷ regular MACs")
         st.metric("Param ratio", f"{param_ratio:.4f}")
         st.caption(f"{fewer(mac_ratio)} MACs, {fewer(param_ratio)} parameters")
-        for c in comparisons:
+        for c in comparisons[:6]:
             st.caption(
                 f"Layer {c.index}: {c.ratio:.4f} measured vs 1/N + 1/k² = "
                 f"1/{c.out_channels} + 1/{c.kernel * c.kernel} = {c.theory:.4f}"
             )
+        if len(comparisons) > 6:
+            st.caption(f"… and {len(comparisons) - 6} more conv layers (see the theory chart).")
     elif not n_flippable:
         st.info("No conv with kernel > 1 and groups = 1 here: nothing to make separable.")
     else:
