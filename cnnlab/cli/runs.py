@@ -54,6 +54,7 @@ def run_dict(run: Run, final: dict[str, float]) -> dict[str, Any]:
         "ended": run.ended,
         "duration": run.duration,
         "metrics": {k: final[k] for k in SUMMARY_KEYS if k in final},
+        "progress": final.get("progress"),
         "config": run.config,
     }
 
@@ -113,6 +114,13 @@ def show_run(args: argparse.Namespace) -> int:
     print(f"  status    {status}")
     print(f"  device    {run.device or '-'}   created {_when(run.created)}")
     print(f"  duration  {_secs(run.duration)}")
+    latest = store.final_metrics(run.id)
+    if run.status == "running" and "progress" in latest:
+        print(
+            f"  progress  {100 * latest['progress']:.0f} %, about"
+            f" {latest.get('eta_seconds', 0):.0f} s left,"
+            f" {latest.get('images_per_second', 0):,.0f} images/s"
+        )
     cfg = run.config
     print(
         "  config    "
