@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import shutil
 import sys
 import threading
 import time
@@ -265,7 +266,8 @@ def train(
             raise
         except Exception as err:  # anything at all: the run must not stay "running"
             text = error_text(err)
-            traceback.print_exc(file=sys.stderr)
+            if not isinstance(err, UserError):  # a bug: keep its traceback for the log
+                traceback.print_exc(file=sys.stderr)
             store.finish_run(run_id, FAILED, text)
             return TrainResult(run_id, FAILED, error=text)
 
@@ -556,8 +558,14 @@ def save_checkpoint(model: nn.Module, config: TrainConfig, path: Path) -> Path:
     """``{"state_dict", "config"}`` with CPU tensors, written atomically (loads weights_only)."""
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     tmp = path.with_suffix(".tmp")
-    torch.save({"state_dict": state, "config": config.to_dict()}, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save({"state_dict": state, "config": config.to_dict()}, tmp)
+        os.replace(tmp, path)
+    except Exception as err:  # disk full, read-only, …: leave no half-written file behind
+        tmp.unlink(missing_ok=True)
+        full = shutil.disk_usage(path.parent).free < 64 * 2**20
+        hint = " (the disk is full)" if full else ""
+        raise UserError(f"cannot write the checkpoint {path}{hint}: {error_text(err)}") from None
     return path
 
 
