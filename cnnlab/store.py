@@ -177,12 +177,19 @@ def pid_alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def _describe(err: BaseException) -> str:
+def _describe(err: BaseException, folder: Path | None = None) -> str:
     text = str(err) or type(err).__name__
     if "readonly" in text or "read-only" in text:
         return f"{text} (is the folder read-only?)"
     if "disk" in text and "full" in text:
         return f"{text} (free some space)"
+    if folder is not None and ("I/O error" in text or "unable to open" in text):
+        # SQLite says no more than this when its WAL files cannot grow or be created
+        with contextlib.suppress(OSError):
+            if shutil.disk_usage(folder).free < 1024 * 1024:
+                return f"{text} (the disk is full: free some space)"
+            if not os.access(folder, os.W_OK):
+                return f"{text} (the folder {folder} is read-only)"
     return text
 
 
@@ -224,7 +231,7 @@ class RunStore:
             if db is not None and db.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     db.execute("ROLLBACK")
-            raise StoreError(f"run store {self.path}: {_describe(err)}") from None
+            raise StoreError(f"run store {self.path}: {_describe(err, self.path.parent)}") from None
         except BaseException:
             if db is not None and db.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
