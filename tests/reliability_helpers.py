@@ -97,10 +97,17 @@ def run_cli_subprocess(
     )
 
 
-def assert_cli_error(result: CliResult, expect: dict[str, Any]) -> None:
-    """Exit code (default 2), one line on stderr starting ``cnnlab…: error:``, no traceback."""
+def assert_cli_error(result: CliResult, expect: dict[str, Any], *, last_line: bool = False) -> None:
+    """Exit code (default 2), one line on stderr starting ``cnnlab…: error:``, no traceback.
+
+    ``last_line``: a command that failed after it started (``train`` prints its estimate and a
+    progress bar first) is judged by its last stderr line.
+    """
     want = int(expect.get("exit", 2))
     assert result.code == want, f"exit {result.code} (want {want}); stderr: {result.err[-2000:]!r}"
     assert "Traceback" not in result.err and "Traceback" not in result.out, result.err[-2000:]
-    assert_user_message(result.err, expect, "stderr")
-    assert re.match(r"cnnlab( \w+)*: error: ", result.err.strip()), result.err
+    err = result.err.strip()
+    if last_line:
+        err = err.replace("\r", "\n").splitlines()[-1] if err else err
+    assert_user_message(err, expect, "stderr")
+    assert re.match(r"cnnlab( \w+)*: error: ", err), result.err[-2000:]
