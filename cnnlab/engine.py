@@ -40,7 +40,8 @@ from cnnlab.trainconfig import TrainConfig
 
 MEAN, STD = 0.1307, 0.3081  # MNIST training-set pixel statistics (as in cnnlab.data)
 NUM_CLASSES = 10
-LOG_POINTS = 200  # about this many metric records per run (at least one per step for short runs)
+LOG_POINTS = 200  # at most about this many metric records per run …
+LOG_INTERVAL_S = 0.2  # … and at most five a second (plus the first step and each epoch's end)
 WATCH_INTERVAL_S = 0.25  # how often the watcher reads the stop flag
 HEARTBEAT_S = 1.0
 MISTAKES = 24  # how many confidently wrong test digits to keep
@@ -340,7 +341,12 @@ def _train(
             window.add(loss, logits, y)
 
             last_of_epoch = i == steps_per_epoch - 1
-            if step % log_every and not last_of_epoch and step != 1:
+            now = time.perf_counter()
+            if not (
+                last_of_epoch
+                or step == 1
+                or (step % log_every == 0 and now - window.last >= LOG_INTERVAL_S)
+            ):
                 continue
             # Every few steps: one transaction of step metrics (plus test metrics at epoch end).
             seen, mean_loss, accuracy = window.take()  # syncs the device

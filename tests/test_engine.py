@@ -87,12 +87,17 @@ def test_train_records_everything_and_checkpoint_predicts(store: RunStore):
     run = store.get_run(run_id)
     assert run.status == FINISHED and run.device == "cpu" and run.ended is not None
 
-    # Step metrics every step (short run), test metrics once per epoch, final ones at the end.
+    # Step metrics every few steps (always the first and each epoch's last), test metrics once
+    # per epoch, final ones at the end; every step's rows are complete.
     keys = {m.key for m in store.metrics(run_id)}
     assert STEP_KEYS | {"test_loss", "test_accuracy"} | FINAL_KEYS <= keys
     test_acc = store.metrics(run_id, keys=["test_accuracy"])
     assert [round(m.epoch, 6) for m in test_acc] == [1.0, 2.0]
-    assert [m.step for m in store.metrics(run_id, keys=["loss"])] == list(range(1, 21))
+    assert [m.step for m in test_acc] == [10, 20]
+    logged = [m.step for m in store.metrics(run_id, keys=["loss"])]
+    assert {1, 10, 20} <= set(logged) and logged == sorted(set(logged))
+    for key in STEP_KEYS:
+        assert [m.step for m in store.metrics(run_id, keys=[key])] == logged
     progress = store.metrics(run_id, keys=["progress"])
     assert progress[-1].value == pytest.approx(1.0)
     assert seen[-1].step == seen[-1].total_steps == 20 and seen[-1].test_accuracy is not None
