@@ -13,7 +13,6 @@ import json
 import os
 import random
 import re
-import shutil
 import struct
 import zlib
 from pathlib import Path
@@ -789,5 +788,13 @@ def test_trainconfig_corpus(case: dict[str, Any]) -> None:
     assert_user_message(str(info.value), case["expect"])
 
 
-# keep the imports used by later sections
-_ = (os, shutil)
+def test_corpus_size_and_readme() -> None:
+    """At least 200 bad inputs, and the README's table counts what is really there."""
+    from reliability_helpers import CORPUS, load_manifest
+
+    counts = {p.stem: len(load_manifest(p.stem)) for p in sorted(CORPUS.glob("*.jsonl"))}
+    assert sum(counts.values()) >= 200, counts
+    readme = (CORPUS / "README.md").read_text()
+    for name, n in counts.items():
+        assert re.search(rf"`{name}\.jsonl` \|[^\n]*\| {n} \|", readme), (name, n)
+    assert f"**{sum(counts.values())}**" in readme
