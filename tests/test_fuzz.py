@@ -272,3 +272,75 @@ def test_fuzz_trainconfig_model_check(model: str, size: Any) -> None:
         TrainConfig(model=model, input_size=size).check_model()
     except UserError as err:
         one_line(err)
+
+
+# --------------------------------------------------------------------------- Conv Lab links
+
+
+def _open_link(value: str) -> None:
+    """What the Conv Lab page does with a ``lab=`` value, up to the per-row messages."""
+    from cnnlab import labstate as lab
+    from cnnlab.analyse import analyse_spec, summarise_layers
+
+    try:
+        config = lab.decode_config(value)
+        layers = lab.layers_from_frame(lab.frame_from_layers(config.layers))
+        stack = lab.parse_rows(config.input, layers, config.name)
+        spec = lab.effective_spec(stack.spec, config.mode)
+        analysis = analyse_spec(spec)
+        messages = lab.row_messages(stack, spec)
+        lab.layer_table(stack, summarise_layers(spec, analysis), layers, spec)
+    except UserError as err:
+        one_line(err)
+        return
+    for message in messages.values():
+        assert message.strip() and "\n" not in message
+
+
+def _pack(obj: Any) -> str:
+    import base64
+    import zlib
+
+    raw = json.dumps(obj, allow_nan=True).encode()
+    return base64.urlsafe_b64encode(zlib.compress(raw)).decode().rstrip("=")
+
+
+@st.composite
+def link_configs(draw: st.DrawFn) -> Any:
+    if draw(st.integers(0, 4)) == 0:
+        return draw(json_like)
+    config: dict[str, Any] = {
+        "v": draw(st.sampled_from([1, 1, 1, 2, "1", None])),
+        "input": draw(st.one_of(st.lists(small_ints, min_size=3, max_size=3), json_like)),
+        "mode": draw(st.sampled_from(["per-layer", "regular", "separable", "x", None])),
+        "layers": draw(st.one_of(st.lists(layer_dicts(), max_size=6), json_like)),
+    }
+    if draw(st.booleans()):
+        config["name"] = draw(json_like)
+    return config
+
+
+@FUZZ
+@given(value=st.one_of(st.text(max_size=300), st.from_regex(r"[A-Za-z0-9_-]{0,400}")))
+def test_fuzz_link_text(value: str) -> None:
+    _open_link(value)
+
+
+@FUZZ
+@given(config=link_configs())
+def test_fuzz_link_contents(config: Any) -> None:
+    try:
+        value = _pack(config)
+    except (TypeError, ValueError):
+        assume(False)
+        return
+    _open_link(value)
+
+
+@FUZZ
+@given(value=st.one_of(json_like, st.text(max_size=60), st.lists(st.text(max_size=20))))
+def test_fuzz_run_id_from_the_url(value: Any) -> None:
+    from cnnlab.runview import RUN_ID_PATTERN, parse_run_id
+
+    got = parse_run_id(value)
+    assert got is None or RUN_ID_PATTERN.fullmatch(got)
