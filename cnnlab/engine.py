@@ -682,7 +682,7 @@ def estimate_cost(config: TrainConfig, *, measure: bool = True) -> CostEstimate:
 
     measured = None
     if fits and measure:
-        measured = measure_speed(config, device, macs)
+        measured = measure_speed(config, device)
     if measured:
         seconds = images / measured + n_test * config.epochs / (3 * measured) + 2.0
     else:  # a FLOP-rate guess: ~20 GFLOP/s on a laptop CPU, ~100 TFLOP/s on a GPU
@@ -742,45 +742,20 @@ def available_bytes(device: torch.device) -> int:
     return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
-def measure_speed(
-    config: TrainConfig, device: torch.device, macs: int, budget_s: float = 1.0
-) -> float:
-    """Training images/s on ``device`` from a short warm-up on random digits (about a second).
+def measure_speed(config: TrainConfig, device: torch.device, budget_s: float = 1.0) -> float:
+    """Training images/s on ``device`` from a short warm-up on random digits.
 
     Times the forward + backward pass and the optimizer step apart: images/s =
-    1 / (pass time per image + step time / batch size). A model too big to time at its input
-    size within the budget (VGG-16 at 224 on a CPU) is timed at the two smallest input sizes it
-    takes and its pass time extrapolated linearly in MACs (exact, from the analysis engine), so
-    the cost that does not grow with the input (e.g. VGG's classifier) stays fixed.
-    Weights are allocated without initialisation (constant values): timing needs no real model.
+    1 / (pass time per image + step time / batch size). The timed batch starts at the smallest
+    (1, or 2 with BatchNorm) and doubles while the passes fit in ``budget_s``, so a small model
+    is timed at its real batch in about a second and VGG-16 at 224 on a CPU at one image (a few
+    seconds: one warm and one timed pass). Weights are allocated without initialisation
+    (constant values): timing needs no real model.
     """
     from cnnlab import zoo
-    from cnnlab.analyse import analyse_zoo
-    from cnnlab.trainconfig import INPUT_SIZES
 
     if device.type == "cpu":
         torch.set_num_threads(cpu_threads())
-    guess_rate = 20e9 if device.type == "cpu" else 100e12  # FLOP/s, only to size the warm-up
-    target = budget_s / 4  # seconds for one timed pass
-
-    def guess(m: int) -> float:
-        return m * 6 / guess_rate
-
-    points = [(config.input_size, macs)]  # (input size, MACs per image) to time
-    if guess(macs) > target:  # too slow to time as is: time the two smallest sizes it takes
-        smaller = []
-        for size in sorted(s for s in INPUT_SIZES if s < config.input_size):
-            try:
-                analysis = analyse_zoo(
-                    config.model, mnist=True, input_size=size, spec=config.stack_spec()
-                )
-            except UserError:
-                continue  # the model cannot take this size
-            smaller.append((size, analysis.totals.macs))
-            if len(smaller) == 2:
-                break
-        if smaller:
-            points = smaller[::-1]  # the larger first
     model = zoo.build_model(config.model, mnist=True, device="meta", spec=config.stack_spec())
     has_batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
     model = model.to_empty(device=device)
@@ -789,8 +764,8 @@ def measure_speed(
             tensor.fill_(0.01 if tensor.is_floating_point() else 1)
     if channels_last(device):
         model = model.to(memory_format=torch.channels_last)
-    smallest = min(config.batch_size, 2 if has_batchnorm else 1)  # BatchNorm needs two images
-    model.train(smallest > 1 or not has_batchnorm)
+    batch = min(config.batch_size, 2 if has_batchnorm else 1)  # BatchNorm needs two images
+    model.train(batch > 1 or not has_batchnorm)
     optimizer = make_optimizer(config, model)
     gen = torch.Generator().manual_seed(0)
     digits = torch.randint(0, 256, (config.batch_size, 28, 28), dtype=torch.uint8, generator=gen)
@@ -803,37 +778,32 @@ def measure_speed(
         elif device.type == "mps":
             torch.mps.synchronize()
 
-    def timed_pass(size: int, batch: int) -> float:
+    def timed_pass(batch: int) -> float:
         sync()
         start = time.perf_counter()
         with autocast(device):
-            logits = model(prepare(digits[:batch], size, device))
+            logits = model(prepare(digits[:batch], config.input_size, device))
             loss = F.cross_entropy(logits, classes[:batch])
         loss.backward()
         sync()
         return time.perf_counter() - start
 
-    # Size the timed batch: from the smallest, double while a pass takes under budget / 8
-    # (the first pass also pays for allocations and kernel selection).
-    batch = smallest
-    timed_pass(points[0][0], batch)
-    while batch < config.batch_size and timed_pass(points[0][0], batch) < target / 2:
-        batch = min(config.batch_size, batch * 2)
-    pass_s = []
-    for size, _ in points:
-        timed_pass(size, batch)  # warm this size and batch
-        passes, start = [], time.perf_counter()
-        limit = budget_s / 2 / len(points)
-        while len(passes) < 2 or (len(passes) < 20 and time.perf_counter() - start < limit):
-            passes.append(timed_pass(size, batch))
-        pass_s.append(min(passes) / batch)
-    per_image = pass_s[0]
-    if len(points) == 2 and points[0][1] > points[1][1]:  # extrapolate linearly in MACs
-        (_, m1), (_, m2) = points
-        slope = (pass_s[0] - pass_s[1]) / (m1 - m2)
-        per_image = pass_s[0] + max(slope, 0.0) * (macs - m1)
-    elif points[0][1] != macs:  # one smaller size: scale by the MACs ratio
-        per_image = pass_s[0] * macs / max(points[0][1], 1)
+    # The first pass pays for allocations and kernel selection: it only warms up. Then double
+    # the batch while the next pass (about twice the last) still fits in the budget.
+    if timed_pass(batch) < budget_s:
+        last = spent = timed_pass(batch)
+        while batch < config.batch_size and spent + 2 * last <= budget_s:
+            batch = min(config.batch_size, batch * 2)
+            last = timed_pass(batch)
+            spent += last
+    passes, start = [timed_pass(batch)], time.perf_counter()
+    while (
+        passes[-1] < budget_s / 4
+        and len(passes) < 20
+        and time.perf_counter() - start < budget_s / 2
+    ):
+        passes.append(timed_pass(batch))
+    per_image = min(passes) / batch
     optimizer.step()  # the first step allocates the optimizer state
     sync()
     start = time.perf_counter()
