@@ -12,7 +12,7 @@
 #    FULL_PRESET=1 also runs the report's exact setting (batch 16, Adam 1e-4; slow).
 #
 # Prints one JSON object per step on stdout. Needs CUDA: exits 1 with one line without it.
-# Settings (environment): BATCH=256 LR=1e-4 SCHEDULE=onecycle EPOCHS=3 CLASSIC_WORKERS=8
+# Settings (environment): BATCH=256 LR=1e-4 SCHEDULE=constant EPOCHS=3 CLASSIC_WORKERS=8
 # IMAGES=20000 (images per throughput run) PY=.venv/bin/python (or python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +21,7 @@ PY=${PY:-.venv/bin/python}
 [ -x "$PY" ] || PY=python3
 BATCH=${BATCH:-256}
 LR=${LR:-1e-4}
-SCHEDULE=${SCHEDULE:-onecycle}
+SCHEDULE=${SCHEDULE:-constant}
 EPOCHS=${EPOCHS:-3}
 CLASSIC_WORKERS=${CLASSIC_WORKERS:-8}
 IMAGES=${IMAGES:-20000}
