@@ -111,3 +111,13 @@ def assert_cli_error(result: CliResult, expect: dict[str, Any], *, last_line: bo
         err = err.replace("\r", "\n").splitlines()[-1] if err else err
     assert_user_message(err, expect, "stderr")
     assert re.match(r"cnnlab( \w+)*: error: ", err), result.err[-2000:]
+
+
+def forbid_real_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bad input that slipped through must fail fast, not train or serve for minutes."""
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("bad input was accepted: it reached training or the consumer")
+
+    monkeypatch.setattr("cnnlab.engine.train", refuse)
+    monkeypatch.setattr("cnnlab.queue._Consumer.run", refuse)

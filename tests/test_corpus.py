@@ -23,6 +23,7 @@ import pytest
 from reliability_helpers import (
     assert_cli_error,
     assert_user_message,
+    forbid_real_work,
     params,
     run_cli,
     run_cli_subprocess,
@@ -728,24 +729,10 @@ def test_cli_corpus(
         (tmp_path / name).write_text(text, encoding="utf-8")
     for key, value in case.get("env", {}).items():
         monkeypatch.setenv(key, value)
-    _forbid_real_work(monkeypatch)
+    forbid_real_work(monkeypatch)
     run_id = _setup_run(case["setup"]) if "setup" in case else ""
     argv = [_expand(a, tmp_path).replace("{run}", run_id) for a in case["argv"]]
     assert_cli_error(run_cli(argv, capsys), case["expect"])
-
-
-def _forbid_real_work(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A bad-input case that slipped through must fail fast, not train or serve for minutes."""
-
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("bad input was accepted: it reached training or the consumer")
-
-    import importlib.util
-
-    if importlib.util.find_spec("cnnlab.engine"):
-        monkeypatch.setattr("cnnlab.engine.train", refuse)
-    if importlib.util.find_spec("cnnlab.queue"):
-        monkeypatch.setattr("cnnlab.queue._Consumer.run", refuse)
 
 
 def _need_subcommand(name: str) -> None:
@@ -798,3 +785,22 @@ def test_corpus_size_and_readme() -> None:
     for name, n in counts.items():
         assert re.search(rf"`{name}\.jsonl` \|[^\n]*\| {n} \|", readme), (name, n)
     assert f"**{sum(counts.values())}**" in readme
+
+
+@pytest.mark.browser
+def test_bad_links_in_the_browser(page: Any, app_url: str) -> None:
+    """Real Chromium: a garbled Conv Lab link and a bogus run id show an inline error, and the
+    rest of each page still works (the preset stack is analysed; the Train form estimates)."""
+    from browser_helpers import assert_no_exception, open_app
+    from playwright.sync_api import expect
+
+    open_app(page, f"{app_url}/Conv_Lab?lab=%F0%9F%92%A3not-a-link")
+    expect(page.get_by_text("could not be read")).to_be_visible()
+    assert_no_exception(page)
+    expect(page.locator(".st-key-lab-table")).to_contain_text("conv")
+    expect(page.locator("[data-testid='stMetric']").first).to_contain_text("Params")
+
+    open_app(page, f"{app_url}/Train?run=..%2F..%2Fetc%2Fpasswd")
+    expect(page.get_by_text("is not a run id")).to_be_visible()
+    assert_no_exception(page)
+    expect(page.locator(".st-key-train-cost")).to_contain_text("Parameters")

@@ -24,7 +24,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from reliability_helpers import ROOT, assert_cli_error, assert_user_message, run_cli_subprocess
+from reliability_helpers import (
+    ROOT,
+    assert_cli_error,
+    assert_user_message,
+    forbid_real_work,
+    run_cli,
+    run_cli_subprocess,
+)
 
 from cnnlab.store import FINISHED, INTERRUPTED, RUNNING, RunStore
 from cnnlab.trainconfig import TrainConfig
@@ -105,53 +112,46 @@ def enqueue(config: TrainConfig, store: RunStore) -> str:
 # ------------------------------------------------------------------------- consumer and worker
 
 
-def test_consumer_sigkill_then_restart_runs_the_queue(procs: Processes) -> None:
+def test_consumer_and_worker_sigkill_then_restart_runs_the_queue(procs: Processes) -> None:
     store = RunStore()
     first = procs.consumer()
     long_run = enqueue(LONG, store)
-    waiting = enqueue(SHORT.with_(name="queued before the kill"), store)
+    victim = enqueue(LONG.with_(name="victim, queued before the kill"), store)
     wait_for("the long run to record metrics", lambda: store.metric_count(long_run) >= 6)
     worker_pid = store.get_run(long_run).pid
     assert worker_pid not in (None, first.pid)
 
-    os.kill(first.pid, signal.SIGKILL)  # the consumer only, as the OOM killer would
+    # 1. SIGKILL of the consumer only (as the OOM killer would do it).
+    os.kill(first.pid, signal.SIGKILL)
     first.wait()
     before = rows_of(store, long_run)
     # Its worker processes must not live on unseen, training and taking runs from the queue.
     wait_for("the orphaned worker to end", lambda: not alive(worker_pid), 15)
     time.sleep(1)
-    assert store.get_run(waiting).status == "queued"
+    assert store.get_run(victim).status == "queued"
     assert store.integrity_ok()
 
-    procs.consumer()  # the restart: reaps the dead run, trains what waited
-    queued_after = enqueue(SHORT.with_(name="queued after the restart"), store)
+    # 2. The restart reaps the dead run and trains what waited.
+    procs.consumer()
+    after = enqueue(SHORT.with_(name="queued after the restart"), store)
     wait_for("the killed run to be marked", lambda: store.get_run(long_run).status != RUNNING, 30)
     killed = store.get_run(long_run)
     assert killed.status == INTERRUPTED and killed.error  # with its reason
-    for run_id in (waiting, queued_after):
-        wait_for("queued runs to train", lambda r=run_id: store.get_run(r).status == FINISHED, 180)
-    after = rows_of(store, long_run)
-    assert before.items() <= after.items()  # no recorded metric row lost or changed
-    assert store.integrity_ok()
+    assert before.items() <= rows_of(store, long_run).items()  # no recorded row lost or changed
     fault("SIGKILL consumer mid-run + restart", True, f"({len(before)} metric rows kept)")
 
-
-def test_worker_sigkill_with_runs_waiting(procs: Processes) -> None:
-    store = RunStore()
-    procs.consumer()
-    victim = enqueue(LONG.with_(name="victim"), store)
-    after = enqueue(SHORT.with_(name="after the victim"), store)
-    wait_for("the victim to record metrics", lambda: store.metric_count(victim) >= 6)
+    # 3. SIGKILL of the training worker process of the next run, with a run still waiting.
+    wait_for("the victim to record metrics", lambda: store.metric_count(victim) >= 12, 180)
     pid = store.get_run(victim).pid
-    before = rows_of(store, victim)
+    victim_rows = rows_of(store, victim)
     os.kill(pid, signal.SIGKILL)
     wait_for("the victim to be marked", lambda: store.get_run(victim).status != RUNNING, 30)
     run = store.get_run(victim)
     assert run.status == INTERRUPTED and f"pid {pid}" in (run.error or "")
     wait_for("the waiting run to train", lambda: store.get_run(after).status == FINISHED, 180)
-    assert before.items() <= rows_of(store, victim).items()
+    assert victim_rows.items() <= rows_of(store, victim).items()
     assert store.integrity_ok()
-    fault("SIGKILL training worker", True, f"({len(before)} metric rows kept)")
+    fault("SIGKILL training worker", True, f"({len(victim_rows)} metric rows kept)")
 
 
 # ------------------------------------------------------------------------- the Streamlit server
@@ -239,7 +239,9 @@ def files_under(path: Path) -> dict[str, bytes]:
     return {str(p.relative_to(path)): p.read_bytes() for p in path.rglob("*") if p.is_file()}
 
 
-def test_read_only_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_read_only_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     with tmpfs(tmp_path / "ro", "8m") as mount:
         home = mount / "home"
         monkeypatch.setenv("CNNLAB_HOME", str(home))
@@ -248,18 +250,20 @@ def test_read_only_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
         store.finish_run(done, FINISHED)
         subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
         snapshot = files_under(mount)
+        forbid_real_work(monkeypatch)
+        result = run_cli_subprocess(["train", "--train-limit", "100"])  # as a user runs it
+        assert_cli_error(result, {"message": "read-only"})
         for argv in (
-            ["train", "--train-limit", "100"],
             ["train", "--train-limit", "100", "--background"],
             ["runs", "rename", done, "new name"],
+            ["runs", "delete", done],
             ["worker"],
         ):
-            result = run_cli_subprocess(argv)
-            assert_cli_error(result, {"message": "read-only"})
+            assert_cli_error(run_cli(argv, capsys), {"message": "read-only"})
         assert files_under(mount) == snapshot  # nothing half-written
         monkeypatch.setenv("CNNLAB_HOME", str(mount / "not-yet"))  # a home it cannot create
-        result = run_cli_subprocess(["train", "--train-limit", "100", "--background"])
-        assert_cli_error(result, {"message": "[Rr]ead-only"})
+        argv = ["train", "--train-limit", "100", "--background"]
+        assert_cli_error(run_cli(argv, capsys), {"message": "[Rr]ead-only"})
         _page_says_store_unreadable(monkeypatch, home)
     fault("read-only CNNLAB_HOME", True, "(exit 2, one line, nothing written)")
 
