@@ -713,6 +713,8 @@ def parse_count(value: int | str | float | None) -> int | None:
     if isinstance(value, float):
         return int(value) if math.isfinite(value) and value.is_integer() else None
     text = re.sub(r"[\s,_'\u00a0\u202f]", "", str(value))
+    if len(text) > 40:  # no layer has 10³⁹ parameters; int() refuses 4,300+ digits outright
+        return None
     if re.fullmatch(r"[+-]?\d+", text):
         return int(text)
     m = re.fullmatch(r"[+-]?\d+\.0*", text)
