@@ -692,6 +692,31 @@ def test_query_corpus_on_the_page(case: dict[str, Any]) -> None:
     assert at.dataframe and any(m.label == "Params" for m in at.metric)
 
 
+# ========================================================================== "check my calculation"
+
+
+@pytest.fixture(scope="module")
+def alexnet_analysis() -> Any:
+    from cnnlab.analyse import analyse_zoo
+
+    return analyse_zoo("alexnet")
+
+
+@pytest.mark.parametrize("case", params("param_cells"))
+def test_param_cells_corpus(case: dict[str, Any], alexnet_analysis: Any) -> None:
+    """Model Inspector's "check my calculation": a bad cell is flagged in one line, never raises."""
+    from cnnlab.analyse import check_user_params
+
+    if "generate" in case:
+        gen = case["generate"]
+        cell: Any = gen.get("prefix", "") + "9" * gen["digits"] + gen.get("suffix", "")
+    else:
+        cell = case["cell"]
+    checks = check_user_params(alexnet_analysis, {case["layer"]: cell})
+    assert len(checks) == 1 and not checks[0].ok, checks
+    assert_user_message(checks[0].message, case["expect"])
+
+
 # =============================================================================== CLI flags
 
 
