@@ -829,3 +829,13 @@ def test_bad_links_in_the_browser(page: Any, app_url: str) -> None:
     expect(page.get_by_text("is not a run id")).to_be_visible()
     assert_no_exception(page)
     expect(page.locator(".st-key-train-cost")).to_contain_text("Parameters")
+
+
+def test_app_binds_to_localhost_by_default() -> None:
+    """A classroom server is opened on purpose (README), never by default."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    config = tomllib.loads((root / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["address"] in ("localhost", "127.0.0.1")
+    assert config["server"].get("maxUploadSize", 200) <= 10  # MB: specs and digits are tiny
