@@ -1,0 +1,45 @@
+"""Each benchmark script still runs and prints its JSON shape (smoke runs; figures come from
+``make bench``, never from tests)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = {
+    "bench_profile.py": {"cnnlab_ms", "torchinfo_ms", "fvcore_ms", "speedup_vs_torchinfo"},
+    "bench_train.py": {
+        "cnnlab_img_s", "classic_img_s", "bare_img_s", "speedup_vs_classic", "tracking_overhead",
+    },
+    "time_to_accuracy.py": {"seconds", "accuracy", "epochs"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPTS))
+def test_benchmark_smoke_run(script: str) -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), "--quick", "--json"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT, env=dict(os.environ),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout)
+    assert SCRIPTS[script] <= set(result), f"missing keys: {SCRIPTS[script] - set(result)}"
+
+
+def test_gpu_benchmark_refuses_cleanly_without_cuda() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: bench_gpu.sh would really run")
+    out = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "bench_gpu.sh")],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert out.returncode != 0
+    assert "CUDA" in (out.stdout + out.stderr) and "Traceback" not in out.stderr
