@@ -192,7 +192,7 @@ def main() -> int:
         help="DataLoader workers of the classic loop (default 0)",
     )
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--images", type=int, default=20_000, help="training images per run")
+    parser.add_argument("--images", type=int, default=60_000, help="training images per run")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", action="store_true")
     parser.add_argument(

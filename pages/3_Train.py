@@ -255,7 +255,10 @@ if launch and config is not None:
 raw_id = st.query_params.get("run")
 run_id = runview.parse_run_id(raw_id)
 if raw_id is not None and run_id is None:
-    st.error(f"`{raw_id}` is not a run id; pick a run on the Runs page.", icon="🚫")
+    st.error(  # the raw value is not echoed: it is whatever someone put in a link
+        "The link's `run` value is not a run id (12 hex digits); pick a run on the Runs page.",
+        icon="🚫",
+    )
 if run_id is None:
     st.info("Start a run above, or open one from the **Runs** page.", icon="👆")
     st.stop()
