@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import UserError
-from cnnlab.rules import count_module, is_atomic
+from cnnlab.rules import ACTIVATION_TYPES, count_module, is_atomic
 
 if TYPE_CHECKING:
     from cnnlab.spec import StackSpec
@@ -178,18 +178,7 @@ SHAPE_PRESERVING: tuple[type[nn.Module], ...] = (
     nn.modules.batchnorm._BatchNorm,
     nn.LayerNorm,
     nn.GroupNorm,
-    nn.ReLU,
-    nn.ReLU6,
-    nn.LeakyReLU,
-    nn.ELU,
-    nn.GELU,
-    nn.SiLU,
-    nn.Mish,
-    nn.Sigmoid,
-    nn.Tanh,
-    nn.Hardswish,
-    nn.Hardsigmoid,
-    nn.Hardtanh,
+    *ACTIVATION_TYPES,
     nn.Dropout,
     nn.Dropout1d,
     nn.Dropout2d,

@@ -640,6 +640,17 @@ class CostEstimate:
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
+    def record(self, store: RunStore, config: TrainConfig) -> str:
+        """Refuse a run that cannot fit; else create it in ``store`` (queued) and return its id."""
+        self.raise_if_unfit()
+        return store.create_run(
+            config.to_dict(),
+            name=config.name,
+            model=config.model,
+            params=self.params,
+            macs=self.macs_per_image,
+        )
+
 
 LONG_RUN_S = 30 * 60
 

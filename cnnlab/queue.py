@@ -154,14 +154,7 @@ def enqueue(config: TrainConfig, store: RunStore | None = None) -> str:
 
     store = store or RunStore()
     estimate = estimate_cost(config, measure=False)  # validates; counts on the meta device
-    estimate.raise_if_unfit()
-    run_id = store.create_run(
-        config.to_dict(),
-        name=config.name,
-        model=config.model,
-        params=estimate.params,
-        macs=estimate.macs_per_image,
-    )
+    run_id = estimate.record(store, config)
     try:
         _instance()[1](run_id)
     except Exception as err:

@@ -341,7 +341,7 @@ register(
 # ---------------------------------------------------------------- activations
 
 
-register(
+ACTIVATION_TYPES: tuple[type[nn.Module], ...] = (
     nn.ReLU,
     nn.ReLU6,
     nn.LeakyReLU,
@@ -354,6 +354,11 @@ register(
     nn.Hardswish,
     nn.Hardsigmoid,
     nn.Hardtanh,
+)
+"""Element-wise activations: 1 FLOP per output element, output shaped as the input."""
+
+register(
+    *ACTIVATION_TYPES,
     params="0",
     macs="0",
     flops="1 per output element",

@@ -15,12 +15,13 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from cnnlab.errors import UserError
+from cnnlab.store import Metric, Run
 
 RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{6,32}$")
 """What a run id in the URL may look like (the store makes 12 lower-case hex digits)."""
@@ -37,36 +38,6 @@ TABLE_COLUMNS = (
     "id", "name", "model", "status", "params", "MACs/image", "accuracy", "F1",
     "duration_s", "device", "created",
 )  # fmt: skip
-
-
-class RunLike(Protocol):
-    """What :mod:`cnnlab.store` returns for a run (only the fields used here)."""
-
-    id: str
-    name: str
-    model: str
-    config: dict[str, Any]
-    status: str
-    created: float
-    started: float | None
-    ended: float | None
-    error: str | None
-    device: str | None
-    params: int | None
-    macs: int | None
-
-    @property
-    def duration(self) -> float | None: ...
-
-
-class MetricLike(Protocol):
-    id: int
-    step: int
-    epoch: float
-    key: str
-    value: float
-    time: float
-
 
 # --- query string -----------------------------------------------------------------------------
 
@@ -139,7 +110,7 @@ class Curves:
     values: dict[str, list[float]] = field(default_factory=dict)
     epochs: dict[str, list[float]] = field(default_factory=dict)
 
-    def extend(self, rows: Iterable[MetricLike]) -> int:
+    def extend(self, rows: Iterable[Metric]) -> int:
         """Append rows not seen before (id above :attr:`last_id`); returns how many were new.
 
         Rows may come in any order of id (the store orders by step); each key's points are kept
@@ -208,7 +179,7 @@ def smooth(values: Sequence[float], weight: float) -> list[float]:
 # --- tables -----------------------------------------------------------------------------------
 
 
-def metrics_frame(rows: Iterable[MetricLike]) -> pd.DataFrame:
+def metrics_frame(rows: Iterable[Metric]) -> pd.DataFrame:
     """Long format, one row per recorded value: step, epoch, key, value, time."""
     records = [
         {"step": r.step, "epoch": r.epoch, "key": r.key, "value": r.value, "time": r.time}
@@ -218,7 +189,7 @@ def metrics_frame(rows: Iterable[MetricLike]) -> pd.DataFrame:
     return frame.astype({"step": "int64", "epoch": "float64", "value": "float64"})
 
 
-def wide_metrics(rows: Iterable[MetricLike]) -> pd.DataFrame:
+def wide_metrics(rows: Iterable[Metric]) -> pd.DataFrame:
     """One row per step, one column per metric key (NaN where a key was not recorded)."""
     long = metrics_frame(rows)
     if long.empty:
@@ -230,12 +201,12 @@ def wide_metrics(rows: Iterable[MetricLike]) -> pd.DataFrame:
     return wide.reset_index()
 
 
-def metrics_csv(rows: Iterable[MetricLike]) -> bytes:
+def metrics_csv(rows: Iterable[Metric]) -> bytes:
     """The run's metrics as CSV (long format, as recorded), for the download button."""
     return metrics_frame(rows).to_csv(index=False).encode()
 
 
-def runs_frame(runs: Sequence[RunLike], finals: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
+def runs_frame(runs: Sequence[Run], finals: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
     """The Runs table: one row per run, exact integers for params and MACs."""
     records = []
     for run in runs:
@@ -264,7 +235,7 @@ def runs_frame(runs: Sequence[RunLike], finals: Mapping[str, Mapping[str, float]
 
 
 def compare_frame(
-    runs: Sequence[RunLike], finals: Mapping[str, Mapping[str, float]]
+    runs: Sequence[Run], finals: Mapping[str, Mapping[str, float]]
 ) -> pd.DataFrame:
     """Final metrics of several runs side by side: one column per run, one row per figure."""
     rows = [
@@ -295,7 +266,7 @@ def compare_frame(
     return pd.DataFrame(table, index=rows).astype(str)
 
 
-def run_labels(runs: Sequence[RunLike]) -> dict[str, str]:
+def run_labels(runs: Sequence[Run]) -> dict[str, str]:
     """A short unique label per run for legends: its name, plus the id when names repeat."""
     names = [r.name for r in runs]
     return {r.id: r.name if names.count(r.name) == 1 else f"{r.name} ({r.id[:6]})" for r in runs}
@@ -359,7 +330,7 @@ STATUS_ICONS = {
 }
 
 
-def status_line(run: RunLike) -> str:
+def status_line(run: Run) -> str:
     """``✅ finished · small-cnn · cpu · 41 s``."""
     parts = [f"{STATUS_ICONS.get(run.status, '')} {run.status}".strip(), run.model]
     if run.device:

@@ -99,13 +99,7 @@ def run(args: argparse.Namespace) -> int:
     estimate.raise_if_unfit()
     _print_estimate(estimate, sys.stderr)
     store.reap_orphans()
-    run_id = store.create_run(
-        config.to_dict(),
-        name=config.name,
-        model=config.model,
-        params=estimate.params,
-        macs=estimate.macs_per_image,
-    )
+    run_id = estimate.record(store, config)
     sys.stderr.write(f"run {run_id} ({config.model}) recorded in {store.path}\n")
 
     from tqdm import tqdm
