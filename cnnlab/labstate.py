@@ -37,6 +37,7 @@ from cnnlab.spec import (
     check_stack,
     describe_layer,
     layer_label,
+    require_valid_text,
     with_separable,
 )
 
@@ -183,6 +184,7 @@ def decode_config(value: str) -> LabConfig:
         raise UserError(f"{where} is garbled: it does not hold JSON") from None
     except RecursionError:
         raise UserError(f"{where} is garbled: its JSON is nested too deeply") from None
+    require_valid_text(obj, where)
     return config_from_dict(obj)
 
 

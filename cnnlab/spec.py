@@ -356,7 +356,7 @@ def loads(text: str | bytes, *, validate: bool = True) -> StackSpec:
             text = text.decode("utf-8")
         except UnicodeDecodeError:
             raise UserError("spec is not UTF-8 text") from None
-    if len(text) > MAX_TEXT_BYTES or len(text.encode("utf-8")) > MAX_TEXT_BYTES:
+    if len(text) > MAX_TEXT_BYTES or len(text.encode("utf-8", "replace")) > MAX_TEXT_BYTES:
         raise UserError(f"spec is larger than {MAX_TEXT_BYTES // 1_000_000} MB")
     if _depth(text) > MAX_DEPTH:
         raise UserError(f"spec JSON is nested more than {MAX_DEPTH} levels deep")
@@ -370,7 +370,19 @@ def loads(text: str | bytes, *, validate: bool = True) -> StackSpec:
         ) from None
     except RecursionError:
         raise UserError(f"spec JSON is nested more than {MAX_DEPTH} levels deep") from None
+    require_valid_text(obj, "spec")
     return StackSpec.from_dict(obj, validate=validate)
+
+
+def require_valid_text(obj: Any, where: str) -> None:
+    """Refuse decoded JSON whose strings are not valid Unicode (``"\\ud800"`` escapes decode
+    to lone surrogates, which no UTF-8 writer — a table, a page, a file — can show)."""
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise UserError(
+            f"{where} holds text that is not valid Unicode (a lone surrogate such as \\ud800)"
+        ) from None
 
 
 def dumps(spec: StackSpec) -> str:
