@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import UserError
-from cnnlab.rules import ACTIVATION_TYPES, count_module, is_atomic
+from cnnlab.rules import ACTIVATION_TYPES, IDENTITY_AT_INFERENCE, count_module, is_atomic
 
 if TYPE_CHECKING:
     from cnnlab.spec import StackSpec
@@ -179,12 +179,7 @@ SHAPE_PRESERVING: tuple[type[nn.Module], ...] = (
     nn.LayerNorm,
     nn.GroupNorm,
     *ACTIVATION_TYPES,
-    nn.Dropout,
-    nn.Dropout1d,
-    nn.Dropout2d,
-    nn.Dropout3d,
-    nn.AlphaDropout,
-    nn.Identity,
+    *IDENTITY_AT_INFERENCE,
 )
 """Leaves whose output has their input's shape: on ``meta`` they pass the input through
 (meta kernels for batch norm and activations decompose into many small ops and dominate the

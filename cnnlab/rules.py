@@ -573,15 +573,20 @@ def window_attention_rule(module: nn.Module, in_shape: Shape, out_shape: Shape) 
 # ---------------------------------------------------------------- free layers
 
 
-register(
-    nn.Flatten,
-    nn.Unflatten,
+IDENTITY_AT_INFERENCE: tuple[type[nn.Module], ...] = (
     nn.Dropout,
     nn.Dropout1d,
     nn.Dropout2d,
     nn.Dropout3d,
     nn.AlphaDropout,
     nn.Identity,
+)
+"""Dropouts and Identity: the input itself at inference (free, output shaped as the input)."""
+
+register(
+    nn.Flatten,
+    nn.Unflatten,
+    *IDENTITY_AT_INFERENCE,
     StochasticDepth,
     Permute,
     params="0",

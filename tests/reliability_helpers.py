@@ -7,7 +7,8 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,3 +122,13 @@ def forbid_real_work(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr("cnnlab.engine.train", refuse)
     monkeypatch.setattr("cnnlab.queue._Consumer.run", refuse)
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float = 120) -> None:
+    """Poll ``check`` every 0.1 s until it holds; fail naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

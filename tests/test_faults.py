@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,6 +31,7 @@ from reliability_helpers import (
     forbid_real_work,
     run_cli,
     run_cli_subprocess,
+    wait_for,
 )
 
 from cnnlab.store import FINISHED, INTERRUPTED, RUNNING, RunStore
@@ -40,15 +41,6 @@ pytestmark = pytest.mark.slow
 
 LONG = TrainConfig(train_limit=20_000, epochs=3, batch_size=32, lr=3e-3, name="long")
 SHORT = TrainConfig(train_limit=600, batch_size=100, lr=3e-3, name="short")
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def alive(pid: int | None) -> bool:

@@ -9,26 +9,17 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from reliability_helpers import wait_for
 
 from cnnlab.queue import enqueue, get_huey, pending
 from cnnlab.store import FINISHED, INTERRUPTED, RUNNING, STOPPED, RunStore, pid_alive
 from cnnlab.trainconfig import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.fixture
