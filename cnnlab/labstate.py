@@ -38,6 +38,7 @@ from cnnlab.spec import (
     describe_layer,
     layer_label,
     require_valid_text,
+    shape_text,
     with_separable,
 )
 
@@ -469,8 +470,8 @@ def layer_table(
                 "#": i,
                 "Layer": label,
                 "Status": "✅" if ok else "⚠️ " + (message or "invalid"),
-                "Input": _shape(s.input_shape) if s is not None and s.input_shape else "",
-                "Output": _shape(s.output_shape) if ok and s is not None else "",
+                "Input": shape_text(s.input_shape) if s is not None and s.input_shape else "",
+                "Output": shape_text(s.output_shape) if ok and s is not None else "",
                 "Params": s.params if ok and s is not None else None,
                 "MACs": s.macs if ok and s is not None else None,
                 "FLOPs": s.flops if ok and s is not None else None,
@@ -504,10 +505,6 @@ TABLE_COLUMNS = (
     "FLOPs formula",
 )
 """Columns of :func:`layer_table`."""
-
-
-def _shape(shape: Sequence[int] | None) -> str:
-    return "×".join(str(s) for s in shape) if shape else ""
 
 
 def _rf(s: SpecLayerSummary) -> str:

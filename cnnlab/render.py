@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from cnnlab.rules import CONVENTIONS_MARKDOWN
+from cnnlab.spec import shape_text as spec_shape_text
 
 if TYPE_CHECKING:
-    from cnnlab.analyse import Analysis, SpecLayerSummary
+    from cnnlab.analyse import Analysis
     from cnnlab.crosscheck import ToolReport
 
 _SI = ((10**12, "T"), (10**9, "G"), (10**6, "M"), (10**3, "k"))
@@ -52,7 +53,7 @@ def shape_text(shape: Sequence[int] | None, drop_batch: bool = True) -> str:
     dims = list(shape)
     if drop_batch and len(dims) > 1 and dims[0] == 1:
         dims = dims[1:]
-    return "×".join(str(d) for d in dims)
+    return spec_shape_text(dims)
 
 
 def rows_frame(analysis: Analysis) -> pd.DataFrame:
@@ -83,41 +84,6 @@ def rows_frame(analysis: Analysis) -> pd.DataFrame:
             "MACs formula",
             "FLOPs formula",
             "Counted",
-        ],
-    )
-
-
-def layers_frame(summaries: Sequence[SpecLayerSummary]) -> pd.DataFrame:
-    """One display row per Conv Lab spec layer (invalid layers keep their error text)."""
-    return pd.DataFrame(
-        {
-            "#": [s.index for s in summaries],
-            "Layer": [s.label for s in summaries],
-            "Output": [shape_text(s.output_shape, drop_batch=False) for s in summaries],
-            "Params": [s.params for s in summaries],
-            "MACs": [s.macs for s in summaries],
-            "FLOPs": [s.flops for s in summaries],
-            "Activations (bytes)": [s.activation_bytes for s in summaries],
-            "Receptive field": [
-                "global" if s.receptive_field is None and s.error is None else s.receptive_field
-                for s in summaries
-            ],
-            "Params formula": [s.params_formula for s in summaries],
-            "MACs formula": [s.macs_formula for s in summaries],
-            "Error": [s.error or "" for s in summaries],
-        },
-        columns=[
-            "#",
-            "Layer",
-            "Output",
-            "Params",
-            "MACs",
-            "FLOPs",
-            "Activations (bytes)",
-            "Receptive field",
-            "Params formula",
-            "MACs formula",
-            "Error",
         ],
     )
 

@@ -80,7 +80,8 @@ def layer_label(index: int, type_: str) -> str:
     return f"layer {index} ({type_})"
 
 
-def _size(shape: Iterable[int]) -> str:
+def shape_text(shape: Iterable[int]) -> str:
+    """(3, 224, 224) → ``3×224×224`` (every dimension written out)."""
     return "×".join(str(s) for s in shape)
 
 
@@ -535,7 +536,7 @@ def _step(
     if t == "linear":
         if len(shape) != 1:
             raise _Invalid(
-                f"needs a flat input, but the input here is {_size(shape)}; "
+                f"needs a flat input, but the input here is {shape_text(shape)}; "
                 "add a flatten layer before it"
             )
         f_in = shape[0]
@@ -578,7 +579,7 @@ def check_stack(spec: StackSpec) -> list[LayerCheck]:
             out, new_rf, new_jump, params, macs = _step(layer, shape, rf, jump)
             if math.prod(out) > MAX_ACTIVATION:
                 raise _Invalid(
-                    f"output {_size(out)} has more than {MAX_ACTIVATION:,} values (the limit)"
+                    f"output {shape_text(out)} has more than {MAX_ACTIVATION:,} values (the limit)"
                 )
             total_params += params
             total_macs += macs

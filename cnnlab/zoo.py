@@ -17,6 +17,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from cnnlab.errors import UserError
+from cnnlab.spec import shape_text
 
 if TYPE_CHECKING:
     from cnnlab.spec import StackSpec
@@ -318,11 +319,6 @@ def parse_shape(text: str) -> tuple[int, int, int]:
     if not (1 <= h <= 4096 and 1 <= w <= 4096):
         raise UserError(f"input height and width must be between 1 and 4096, got {h}×{w}")
     return (c, h, w)
-
-
-def shape_text(shape: tuple[int, ...]) -> str:
-    """(3, 224, 224) → ``3×224×224``."""
-    return "×".join(str(s) for s in shape)
 
 
 def check_input(

@@ -21,9 +21,8 @@ from cnnlab.render import (
     to_markdown,
 )
 from cnnlab.rules import CONVENTIONS_MARKDOWN
-from cnnlab.spec import StackSpec
+from cnnlab.spec import StackSpec, shape_text
 from cnnlab.ui import page_header
-from cnnlab.zoo import shape_text
 
 CONV_LAB = "Conv Lab stack"
 MNIST_SIZES = (28, 32, 64, 224)
