@@ -34,7 +34,7 @@ def load(store: RunStore) -> tuple[list[Run], dict[str, dict[str, float]]]:
 
 
 try:
-    all_runs, all_finals = load(store)
+    all_runs = store.list_runs()  # the table's own read (with final metrics) is in the fragment
 except UserError as err:
     st.error(f"The run store cannot be read: {err}", icon="🚫")
     st.stop()
