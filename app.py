@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from cnnlab.images import digit_grid, upscale
-from cnnlab.ui import mnist_or_error, page_header, subset_notice
+from cnnlab.views.images import digit_grid, upscale
+from cnnlab.views.ui import mnist_or_error, page_header, subset_notice
 
 page_header(
     "cnnlab",

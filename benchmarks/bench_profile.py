@@ -27,11 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
-from cnnlab.analyse import analyse_spec, analyse_zoo
-from cnnlab.build import build_stack
-from cnnlab.crosscheck import _quiet, fvcore_total, torchinfo_totals
-from cnnlab.spec import LayerSpec, StackSpec
-from cnnlab.zoo import build_model
+from cnnlab.counting.analyse import analyse_spec, analyse_zoo
+from cnnlab.counting.build import build_stack
+from cnnlab.counting.crosscheck import _quiet, fvcore_total, torchinfo_totals
+from cnnlab.counting.spec import LayerSpec, StackSpec
+from cnnlab.counting.zoo import build_model
 
 TARGETS_MS = {"vgg16": 50.0, "stack20": 20.0}
 

@@ -7,8 +7,8 @@ process, on the same MNIST digits:
   PIL images (``Image.fromarray(..., mode="L")`` per digit, as ``torchvision.datasets.MNIST``
   does), ``[Resize →] ToTensor → Normalize`` per image, batched by a ``DataLoader``;
 - **bare**: the digits as one uint8 tensor on the device, batches sliced, converted, resized and
-  normalised there (:func:`cnnlab.engine.prepare`) — no metrics, no store, no stop checks;
-- **cnnlab**: :func:`cnnlab.engine.train` itself, recording every metric in a run store.
+  normalised there (:func:`cnnlab.training.recipe.prepare`) — no metrics, no store, no stop checks;
+- **cnnlab**: :func:`cnnlab.training.loop.train` itself, recording every metric in a run store.
 
 images/s counts training steps only (cnnlab: the engine's own ``train_seconds``, which includes
 its metric recording but not the test evaluation). Medians of ``--repeats`` runs after warm-up.
@@ -41,10 +41,11 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from cnnlab import engine
-from cnnlab.data import load_mnist
-from cnnlab.store import RunStore
-from cnnlab.trainconfig import TrainConfig
+from cnnlab import devices
+from cnnlab.training import loop, recipe
+from cnnlab.training.config import TrainConfig
+from cnnlab.training.data import load_mnist
+from cnnlab.training.store import RunStore
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
@@ -69,10 +70,10 @@ def sync(device: torch.device) -> None:
 
 
 def setup(config: TrainConfig, device: torch.device, total_steps: int) -> tuple[Any, Any, Any]:
-    engine.seed_everything(config.seed)
-    model = engine.build(config, device)
-    optimizer = engine.make_optimizer(config, model)
-    schedule = engine.make_schedule(config, optimizer, total_steps)
+    recipe.seed_everything(config.seed)
+    model = recipe.build(config, device)
+    optimizer = recipe.make_optimizer(config, model)
+    schedule = recipe.make_schedule(config, optimizer, total_steps)
     return model, optimizer, schedule
 
 
@@ -84,7 +85,7 @@ def step(
     y: torch.Tensor,
     device: torch.device,
 ) -> None:
-    with engine.autocast(device):
+    with devices.autocast(device):
         loss = F.cross_entropy(model(x), y)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -105,7 +106,7 @@ def classic_img_s(
     tfs: list[Any] = []
     if config.input_size != 28:
         tfs.append(transforms.Resize((config.input_size, config.input_size)))
-    tfs += [transforms.ToTensor(), transforms.Normalize((engine.MEAN,), (engine.STD,))]
+    tfs += [transforms.ToTensor(), transforms.Normalize((recipe.MEAN,), (recipe.STD,))]
     loader = DataLoader(
         PilMnist(images, labels, transforms.Compose(tfs)),
         batch_size=batch_size,
@@ -115,12 +116,12 @@ def classic_img_s(
         persistent_workers=False,
     )
     steps = len(images) // batch_size
-    engine.seed_everything(config.seed)
-    from cnnlab import zoo
+    recipe.seed_everything(config.seed)
+    from cnnlab.counting import zoo
 
     model = zoo.build_model(config.model, mnist=True, device=device, spec=config.stack_spec())
-    optimizer = engine.make_optimizer(config, model)
-    schedule = engine.make_schedule(config, optimizer, steps)
+    optimizer = recipe.make_optimizer(config, model)
+    schedule = recipe.make_schedule(config, optimizer, steps)
     model.train()
     sync(device)
     start = time.perf_counter()
@@ -159,7 +160,7 @@ def bare_img_s(
             model,
             optimizer,
             schedule,
-            engine.prepare(x_all[idx], config.input_size, device),
+            recipe.prepare(x_all[idx], config.input_size, device),
             y_all[idx],
             device,
         )
@@ -172,7 +173,7 @@ def cnnlab_img_s(config: TrainConfig, home: Path) -> float:
     run_id = store.create_run(
         config.to_dict(), name="bench", model=config.model, params=None, macs=None
     )
-    result = engine.train(config, store, run_id)
+    result = loop.train(config, store, run_id)
     if result.status != "finished":
         raise SystemExit(f"cnnlab run {result.status}: {result.error}")
     return result.images_per_second
@@ -206,7 +207,7 @@ def main() -> int:
     home = Path(tempfile.mkdtemp(prefix="cnnlab-bench-"))
     os.environ["CNNLAB_HOME"] = str(home)
 
-    device = engine.resolve_device(args.device)
+    device = devices.resolve_device(args.device)
     config = TrainConfig(
         model=args.model,
         input_size=args.input_size,
@@ -217,7 +218,7 @@ def main() -> int:
         epochs=1,
     ).check_model()
     if device.type == "cpu":
-        torch.set_num_threads(engine.cpu_threads())
+        torch.set_num_threads(devices.cpu_threads())
     train = load_mnist("train", limit=args.images)
     classic_bs = args.classic_batch_size or args.batch_size
 

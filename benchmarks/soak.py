@@ -122,11 +122,11 @@ def stack(workers: int, home: Path | None = None) -> Iterator[Stack]:
 
 
 def queue_runs(st: Stack, n: int, train_limit: int, epochs: int, batch: int) -> list[str]:
-    """Queue ``n`` small-cnn runs at once (through ``cnnlab.queue.enqueue``, as the page does)."""
+    """Queue ``n`` small-cnn runs at once (via ``cnnlab.training.queue.enqueue``, as the page)."""
     os.environ["CNNLAB_HOME"] = str(st.home)
-    from cnnlab.queue import enqueue
-    from cnnlab.store import RunStore
-    from cnnlab.trainconfig import TrainConfig
+    from cnnlab.training.config import TrainConfig
+    from cnnlab.training.queue import enqueue
+    from cnnlab.training.store import RunStore
 
     store = RunStore()
     config = TrainConfig(train_limit=train_limit, epochs=epochs, batch_size=batch, lr=3e-3)

@@ -1,6 +1,6 @@
 """Benchmark: wall seconds for cnnlab's engine to first reach a test accuracy on full MNIST.
 
-Runs :func:`cnnlab.engine.train` (the same engine as ``cnnlab train`` and the pages, recording
+Runs :func:`cnnlab.training.loop.train` (the engine of ``cnnlab train`` and the pages, recording
 into a temporary run store) and watches its progress callback: the clock starts when ``train``
 is called (so it includes loading MNIST and building the model) and stops at the first test
 evaluation (end of an epoch) at or above ``--target``.
@@ -25,9 +25,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cnnlab import engine
-from cnnlab.store import RunStore
-from cnnlab.trainconfig import TrainConfig
+from cnnlab import devices
+from cnnlab.training import loop
+from cnnlab.training.config import TrainConfig
+from cnnlab.training.store import RunStore
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
@@ -79,11 +80,11 @@ def main() -> int:
     evaluations: list[tuple[float, float, float]] = []  # (seconds, epoch, test accuracy)
     start = time.perf_counter()
 
-    def progress(p: engine.Progress) -> None:
+    def progress(p: loop.Progress) -> None:
         if p.test_accuracy is not None:
             evaluations.append((time.perf_counter() - start, p.epoch, p.test_accuracy))
 
-    result = engine.train(config, store, run_id, on_progress=progress)
+    result = loop.train(config, store, run_id, on_progress=progress)
     total = time.perf_counter() - start
     if result.status != "finished":
         raise SystemExit(f"run {result.status}: {result.error}")
@@ -102,7 +103,7 @@ def main() -> int:
             {"seconds": round(s, 2), "epoch": e, "accuracy": round(a, 4)} for s, e, a in evaluations
         ],
         "config": {k: v for k, v in config.to_dict().items() if v is not None},
-        "device": str(engine.resolve_device(config.device)),
+        "device": str(devices.resolve_device(config.device)),
     }
     if args.json:
         print(json.dumps(out))

@@ -6,13 +6,13 @@ import json
 
 import streamlit as st
 
-from cnnlab import labstate as lab
-from cnnlab.analyse import analyse_spec, compare_separable, summarise_layers
-from cnnlab.charts import separable_bars, theory_curve
+from cnnlab.counting.analyse import analyse_spec, compare_separable, summarise_layers
+from cnnlab.counting.spec import ACTIVATIONS, LAYER_TYPES, PRESETS, dumps, loads
 from cnnlab.errors import UserError
-from cnnlab.render import fmt_int, fmt_si
-from cnnlab.spec import ACTIVATIONS, LAYER_TYPES, PRESETS, dumps, loads
-from cnnlab.ui import page_header, user_errors
+from cnnlab.views import labstate as lab
+from cnnlab.views.charts import separable_bars, theory_curve
+from cnnlab.views.tables import fmt_int, fmt_si
+from cnnlab.views.ui import page_header, user_errors
 
 DEFAULT_PRESET = "VGG block"
 MAX_UPLOAD_BYTES = 200_000
@@ -327,7 +327,7 @@ with st.container(key="lab-latency", border=True):
     if clicked:
         import torch
 
-        from cnnlab.latency import compare_latency
+        from cnnlab.counting.latency import compare_latency
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
         if device == "cpu" and too_big:

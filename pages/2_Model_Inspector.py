@@ -7,12 +7,15 @@ import json
 import pandas as pd
 import streamlit as st
 
-from cnnlab import zoo
-from cnnlab.analyse import Analysis, analyse_zoo, check_user_params
-from cnnlab.charts import kind_share_bars, lesson, model_layer_bars
-from cnnlab.crosscheck import ToolReport, crosscheck
+from cnnlab.counting import zoo
+from cnnlab.counting.analyse import Analysis, analyse_zoo
+from cnnlab.counting.check import check_user_params
+from cnnlab.counting.crosscheck import ToolReport, crosscheck
+from cnnlab.counting.rules import CONVENTIONS_MARKDOWN
+from cnnlab.counting.spec import StackSpec, shape_text
 from cnnlab.errors import UserError
-from cnnlab.render import (
+from cnnlab.views.charts import kind_share_bars, lesson, model_layer_bars
+from cnnlab.views.tables import (
     crosscheck_markdown,
     fmt_int,
     fmt_si,
@@ -20,9 +23,7 @@ from cnnlab.render import (
     to_csv,
     to_markdown,
 )
-from cnnlab.rules import CONVENTIONS_MARKDOWN
-from cnnlab.spec import StackSpec, shape_text
-from cnnlab.ui import page_header
+from cnnlab.views.ui import page_header
 
 CONV_LAB = "Conv Lab stack"
 MNIST_SIZES = (28, 32, 64, 224)

@@ -9,11 +9,9 @@ import numpy as np
 import streamlit as st
 import torch
 
-from cnnlab import run_charts, runview, zoo
+from cnnlab.counting import zoo
 from cnnlab.errors import UserError
-from cnnlab.images import upscale
-from cnnlab.store import RunStore
-from cnnlab.trainconfig import (
+from cnnlab.training.config import (
     DEVICES,
     INPUT_SIZES,
     OPTIMIZERS,
@@ -21,7 +19,10 @@ from cnnlab.trainconfig import (
     SCHEDULES,
     TrainConfig,
 )
-from cnnlab.ui import cached_mnist, open_run_store, page_header, user_errors, worker_notice
+from cnnlab.training.store import RunStore
+from cnnlab.views import run_charts, runview
+from cnnlab.views.images import upscale
+from cnnlab.views.ui import cached_mnist, open_run_store, page_header, user_errors, worker_notice
 
 LAB_SPEC_KEY = "conv_lab_spec"
 STACK_LABEL = "Conv Lab stack"
@@ -198,7 +199,7 @@ with st.container(key="train-form", border=True):
 
 @st.cache_data(show_spinner="Estimating the cost on this device…", max_entries=64, ttl=3600)
 def estimate(config_dict: dict, measure: bool):  # type: ignore[no-untyped-def]
-    from cnnlab.engine import estimate_cost
+    from cnnlab.training.estimate import estimate_cost
 
     return estimate_cost(TrainConfig.from_dict(config_dict), measure=measure)
 
@@ -242,7 +243,7 @@ launch = st.button(
 )
 if launch and config is not None:
     with user_errors("Could not queue the run: "):
-        from cnnlab.queue import enqueue
+        from cnnlab.training.queue import enqueue
 
         new_id = enqueue(config)
         st.query_params["run"] = new_id
@@ -439,13 +440,13 @@ with st.container(key="downloads"):
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the trained model…")
 def trained_model(path: str, mtime: float):  # type: ignore[no-untyped-def]
-    from cnnlab.engine import load_checkpoint
+    from cnnlab.training.checkpoints import load_checkpoint
 
     return load_checkpoint(path)
 
 
 def show_prediction(digit: np.ndarray, label: str) -> None:
-    from cnnlab.engine import predict
+    from cnnlab.training.checkpoints import predict
 
     model, cfg = trained_model(str(ckpt_path), Path(ckpt_path).stat().st_mtime)
     probs = predict(model, cfg, torch.from_numpy(digit).unsqueeze(0))[0].tolist()

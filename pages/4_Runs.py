@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from cnnlab import run_charts, runview
 from cnnlab.errors import UserError
-from cnnlab.store import Run, RunStore
-from cnnlab.ui import open_run_store, page_header, worker_notice
+from cnnlab.training.store import Run, RunStore
+from cnnlab.views import run_charts, runview
+from cnnlab.views.ui import open_run_store, page_header, worker_notice
 
 OVERLAY_KEYS = {
     "loss": "training loss",

@@ -120,8 +120,8 @@ def forbid_real_work(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("bad input was accepted: it reached training or the consumer")
 
-    monkeypatch.setattr("cnnlab.engine.train", refuse)
-    monkeypatch.setattr("cnnlab.queue._Consumer.run", refuse)
+    monkeypatch.setattr("cnnlab.training.loop.train", refuse)
+    monkeypatch.setattr("cnnlab.training.queue._Consumer.run", refuse)
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float = 120) -> None:

@@ -14,20 +14,20 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from cnnlab.analyse import (
+from cnnlab.counting.analyse import (
     analyse_model,
     analyse_spec,
     analyse_zoo,
-    check_user_params,
     compare_separable,
     summarise_layers,
     to_json_dict,
 )
-from cnnlab.build import build_stack
+from cnnlab.counting.build import build_stack
+from cnnlab.counting.check import check_user_params
+from cnnlab.counting.spec import PRESETS, LayerSpec, StackSpec, check_stack, with_separable
+from cnnlab.counting.zoo import build_model
 from cnnlab.errors import UserError
-from cnnlab.render import table_text
-from cnnlab.spec import PRESETS, LayerSpec, StackSpec, check_stack, with_separable
-from cnnlab.zoo import build_model
+from cnnlab.views.tables import table_text
 
 EXAMPLES = int(os.environ.get("CNNLAB_HYPOTHESIS_EXAMPLES", "100"))  # percent
 
@@ -392,7 +392,7 @@ def test_analyse_model_on_a_plain_module() -> None:
 
 
 def test_latency_of_regular_and_separable_forms() -> None:
-    from cnnlab.latency import compare_latency, measure_latency
+    from cnnlab.counting.latency import compare_latency, measure_latency
 
     spec = replace(TABLE3, input=(64, 8, 8), layers=(replace(TABLE3.layers[0], out_channels=64),))
     regular, separable = compare_latency(spec, warmup=1, repeats=3)

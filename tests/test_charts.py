@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from cnnlab import charts
-from cnnlab.analyse import Analysis, analyse_zoo, compare_separable
-from cnnlab.spec import PRESETS, with_separable
+from cnnlab.counting.analyse import Analysis, analyse_zoo, compare_separable
+from cnnlab.counting.spec import PRESETS, with_separable
+from cnnlab.views import charts
 
 
 @pytest.fixture(scope="module")

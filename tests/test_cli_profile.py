@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cnnlab.cli import main
-from cnnlab.spec import PRESETS, dumps
+from cnnlab.counting.spec import PRESETS, dumps
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cnnlab.cli import main
-from cnnlab.store import FINISHED, RunStore
+from cnnlab.training.store import FINISHED, RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 

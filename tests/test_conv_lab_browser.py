@@ -1,7 +1,7 @@
 """The Conv Lab page in a real browser: edits change the counts, separable shows the ratio,
 a bad row shows its reason, and a shared link restores the stack.
 
-Expected numbers come from the engine (``cnnlab.analyse``) on the same specs.
+Expected numbers come from the engine (``cnnlab.counting.analyse``) on the same specs.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from browser_helpers import assert_no_exception, open_app, screenshot, wait_idle
 from grid_helpers import cell, column_of, edit_cell, grid_in, toggle_cell
 from playwright.sync_api import Page, expect
 
-from cnnlab import labstate as lab
-from cnnlab.analyse import analyse_spec
-from cnnlab.spec import PRESETS, LayerSpec, StackSpec, dumps
+from cnnlab.counting.analyse import analyse_spec
+from cnnlab.counting.spec import PRESETS, LayerSpec, StackSpec, dumps
+from cnnlab.views import labstate as lab
 
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=30_000)

@@ -193,7 +193,7 @@ def test_mnist_corpus(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from cnnlab.data import MnistError, load_mnist
+    from cnnlab.training.data import MnistError, load_mnist
 
     folder = build_mnist_case(case, small_mnist, tmp_path)
     split = "train" if case["target"].startswith("train") else "test"
@@ -207,7 +207,7 @@ def test_mnist_corpus(
 
 def test_valid_small_mnist_loads(small_mnist: dict[str, bytes], tmp_path: Path) -> None:
     """The corpus' base folder is valid: each case fails because of its one corruption."""
-    from cnnlab.data import load_mnist
+    from cnnlab.training.data import load_mnist
 
     folder = tmp_path / "ok"
     folder.mkdir()
@@ -257,8 +257,8 @@ def spec_bytes(case: dict[str, Any]) -> bytes:
 @pytest.mark.parametrize("case", params("spec"))
 def test_spec_corpus(case: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     """Engine (strict and lenient parse), then ``cnnlab profile FILE``: one line each time."""
-    from cnnlab import spec as specmod
-    from cnnlab.analyse import analyse_spec
+    from cnnlab.counting import spec as specmod
+    from cnnlab.counting.analyse import analyse_spec
 
     data = spec_bytes(case)
     separable = True if case.get("separable") else None
@@ -369,7 +369,7 @@ def picture_bytes(case: dict[str, Any]) -> bytes:
 @pytest.mark.parametrize("case", params("pictures"))
 def test_picture_corpus(case: dict[str, Any]) -> None:
     """The Train page's "Try it" upload: a bad or oversized picture is one clear line."""
-    from cnnlab.runview import read_picture, to_digit
+    from cnnlab.views.runview import read_picture, to_digit
 
     data = picture_bytes(case)
     with pytest.raises(UserError) as info:
@@ -398,7 +398,7 @@ class Evil:
 
 
 def _small_cnn_state() -> dict[str, Any]:
-    from cnnlab import zoo
+    from cnnlab.counting import zoo
 
     return zoo.build_model("small-cnn", mnist=True).state_dict()
 
@@ -409,7 +409,7 @@ def checkpoint_file(case: dict[str, Any], tmp: Path, marker: Path) -> Path:
 
     import torch
 
-    from cnnlab.trainconfig import TrainConfig
+    from cnnlab.training.config import TrainConfig
 
     path = tmp / "model.pt"
     make = case["make"]
@@ -449,7 +449,7 @@ def checkpoint_file(case: dict[str, Any], tmp: Path, marker: Path) -> Path:
 def _checkpoint_payload(kind: str, config: dict[str, Any]) -> Any:
     import torch
 
-    from cnnlab import zoo
+    from cnnlab.counting import zoo
 
     state = _small_cnn_state()
     bad = {"input": [1, 28, 28], "layers": [{"type": "conv", "kernel": 3}]}
@@ -482,7 +482,7 @@ def _checkpoint_payload(kind: str, config: dict[str, Any]) -> Any:
 @pytest.mark.parametrize("case", params("checkpoints"))
 def test_checkpoint_corpus(case: dict[str, Any], tmp_path: Path) -> None:
     """``load_checkpoint`` (the "Try it" panel): weights_only loading, one line per refusal."""
-    from cnnlab.engine import load_checkpoint
+    from cnnlab.training.checkpoints import load_checkpoint
 
     marker = tmp_path / "pwned"
     path = checkpoint_file(case, tmp_path, marker)
@@ -496,8 +496,8 @@ def test_checkpoint_corpus_base_loads(tmp_path: Path) -> None:
     """The corpus' valid checkpoint loads, so each case fails for its own reason."""
     import torch
 
-    from cnnlab.engine import load_checkpoint
-    from cnnlab.trainconfig import TrainConfig
+    from cnnlab.training.checkpoints import load_checkpoint
+    from cnnlab.training.config import TrainConfig
 
     path = tmp_path / "ok.pt"
     torch.save({"state_dict": _small_cnn_state(), "config": TrainConfig().to_dict()}, path)
@@ -542,8 +542,8 @@ def convlab_pipeline(
     input_shape: tuple[int, int, int], layers: list[dict[str, Any]], mode: str, name: str = "stack"
 ) -> tuple[Any, dict[int, str], Any]:
     """What pages/1_Conv_Lab.py does with the editor's rows: (stack, row messages, table)."""
-    from cnnlab import labstate as lab
-    from cnnlab.analyse import analyse_spec, compare_separable, summarise_layers
+    from cnnlab.counting.analyse import analyse_spec, compare_separable, summarise_layers
+    from cnnlab.views import labstate as lab
 
     stack = lab.parse_rows(input_shape, layers, name)
     spec = lab.effective_spec(stack.spec, mode)
@@ -574,7 +574,7 @@ def assert_row_error(messages: dict[int, str], table: Any, expect: dict[str, Any
 def test_convlab_rows_corpus(case: dict[str, Any]) -> None:
     import pandas as pd
 
-    from cnnlab import labstate as lab
+    from cnnlab.views import labstate as lab
 
     frame = pd.DataFrame.from_records(case["rows"], columns=list(lab.COLUMNS))
     layers = lab.layers_from_frame(frame)
@@ -610,8 +610,8 @@ def link_value(case: dict[str, Any]) -> str:
         elif kind == "latin1":
             raw = '{"v": 1, "name": "Größe"}'.encode("latin-1")
         elif kind == "truncated":
-            from cnnlab.labstate import LabConfig, encode_config
-            from cnnlab.spec import PRESETS
+            from cnnlab.counting.spec import PRESETS
+            from cnnlab.views.labstate import LabConfig, encode_config
 
             full = encode_config(LabConfig.from_spec(PRESETS["MNIST CNN"]))
             return full[: len(full) // 2]
@@ -625,8 +625,8 @@ def test_query_corpus(case: dict[str, Any]) -> None:
     """URL query strings: Conv Lab ``lab=`` links and the Train page's ``run=`` id."""
     expect = case["expect"]
     if case["page"] == "train":
-        from cnnlab.runview import parse_run_id
-        from cnnlab.store import RunStore
+        from cnnlab.training.store import RunStore
+        from cnnlab.views.runview import parse_run_id
 
         run_id = parse_run_id(case["value"])
         if expect.get("known_format"):
@@ -634,7 +634,7 @@ def test_query_corpus(case: dict[str, Any]) -> None:
         else:
             assert run_id is None, f"{case['value']!r} taken for a run id"
         return
-    from cnnlab import labstate as lab
+    from cnnlab.views import labstate as lab
 
     value = link_value(case)
     if expect["stage"] == "link":
@@ -697,7 +697,7 @@ def test_query_corpus_on_the_page(case: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="module")
 def alexnet_analysis() -> Any:
-    from cnnlab.analyse import analyse_zoo
+    from cnnlab.counting.analyse import analyse_zoo
 
     return analyse_zoo("alexnet")
 
@@ -705,7 +705,7 @@ def alexnet_analysis() -> Any:
 @pytest.mark.parametrize("case", params("param_cells"))
 def test_param_cells_corpus(case: dict[str, Any], alexnet_analysis: Any) -> None:
     """Model Inspector's "check my calculation": a bad cell is flagged in one line, never raises."""
-    from cnnlab.analyse import check_user_params
+    from cnnlab.counting.check import check_user_params
 
     if "generate" in case:
         gen = case["generate"]
@@ -726,7 +726,7 @@ def _expand(arg: str, tmp: Path) -> str:
 
 def _setup_run(kind: str) -> str:
     """A run in the test's store for cases that need one (``{run}`` in argv)."""
-    from cnnlab.store import RunStore
+    from cnnlab.training.store import RunStore
 
     store = RunStore()
     config = {"model": "small-cnn"}
@@ -789,7 +789,7 @@ def test_cli_subprocess_one_line(argv: list[Any], pattern: str) -> None:
 
 @pytest.mark.parametrize("case", params("trainconfig"))
 def test_trainconfig_corpus(case: dict[str, Any]) -> None:
-    from cnnlab.trainconfig import TrainConfig
+    from cnnlab.training.config import TrainConfig
 
     with pytest.raises(UserError) as info:
         config = TrainConfig.from_dict(case["config"])

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from cnnlab.analyse import analyse_zoo
-from cnnlab.crosscheck import crosscheck, crosscheck_json
+from cnnlab.counting.analyse import analyse_zoo
+from cnnlab.counting.crosscheck import crosscheck, crosscheck_json
+from cnnlab.counting.spec import PRESETS
 from cnnlab.errors import UserError
-from cnnlab.render import to_markdown
-from cnnlab.spec import PRESETS
+from cnnlab.views.tables import to_markdown
 
 
 def test_alexnet_report_matches_each_tool() -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from cnnlab import data
-from cnnlab.data import MnistError, load_bundled, load_mnist
+from cnnlab.training import data
+from cnnlab.training.data import MnistError, load_bundled, load_mnist
 
 FULL_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 FULL_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]

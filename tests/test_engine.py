@@ -9,11 +9,12 @@ import time
 import pytest
 import torch
 
-from cnnlab import engine
-from cnnlab.data import load_mnist
 from cnnlab.errors import UserError
-from cnnlab.store import FAILED, FINISHED, RUNNING, STOPPED, RunStore
-from cnnlab.trainconfig import REPORT_PRESET, TrainConfig
+from cnnlab.training import checkpoints, evaluate, loop, recipe
+from cnnlab.training.config import REPORT_PRESET, TrainConfig
+from cnnlab.training.data import load_mnist
+from cnnlab.training.estimate import estimate_cost, eta_text
+from cnnlab.training.store import FAILED, FINISHED, RUNNING, STOPPED, RunStore
 
 STEP_KEYS = {"loss", "train_accuracy", "lr", "images_per_second", "eta_seconds", "progress"}
 FINAL_KEYS = {"accuracy", "precision", "recall", "f1", "train_seconds", "total_seconds"}
@@ -33,11 +34,11 @@ def queued(store: RunStore, config: TrainConfig) -> str:
 def test_prepare_converts_resizes_and_normalises_on_the_device():
     images = torch.zeros(3, 28, 28, dtype=torch.uint8)
     images[:, 10:18, 10:18] = 255
-    x = engine.prepare(images, 28, torch.device("cpu"))
+    x = recipe.prepare(images, 28, torch.device("cpu"))
     assert x.shape == (3, 1, 28, 28) and x.dtype == torch.float32
-    assert x.min().item() == pytest.approx(-engine.MEAN / engine.STD)
-    assert x.max().item() == pytest.approx((1 - engine.MEAN) / engine.STD)
-    big = engine.prepare(images, 64, torch.device("cpu"))
+    assert x.min().item() == pytest.approx(-recipe.MEAN / recipe.STD)
+    assert x.max().item() == pytest.approx((1 - recipe.MEAN) / recipe.STD)
+    big = recipe.prepare(images, 64, torch.device("cpu"))
     assert big.shape == (3, 1, 64, 64)
     assert big.mean().item() == pytest.approx(x.mean().item(), abs=0.02)
 
@@ -81,8 +82,8 @@ def test_config_validation_messages():
 def test_train_records_everything_and_checkpoint_predicts(store: RunStore):
     config = TrainConfig(train_limit=1000, batch_size=100, lr=3e-3, epochs=2, seed=1)
     run_id = queued(store, config)
-    seen: list[engine.Progress] = []
-    result = engine.train(config, store, run_id, on_progress=seen.append)
+    seen: list[loop.Progress] = []
+    result = loop.train(config, store, run_id, on_progress=seen.append)
     assert result.status == FINISHED, result.error
     run = store.get_run(run_id)
     assert run.status == FINISHED and run.device == "cpu" and run.ended is not None
@@ -116,7 +117,7 @@ def test_train_records_everything_and_checkpoint_predicts(store: RunStore):
     per_class = store.get_artifact(run_id, "per_class").data
     assert [c["support"] for c in per_class] == load_mnist("test").class_counts()
     mistakes = store.get_artifact(run_id, "mistakes").data
-    assert 0 < len(mistakes) <= engine.MISTAKES
+    assert 0 < len(mistakes) <= evaluate.MISTAKES
     assert all(m["true"] != m["pred"] for m in mistakes)
     confidences = [m["confidence"] for m in mistakes]
     assert confidences == sorted(confidences, reverse=True)
@@ -126,20 +127,20 @@ def test_train_records_everything_and_checkpoint_predicts(store: RunStore):
     path = store.get_artifact(run_id, "checkpoint").path
     blob = torch.load(path, weights_only=True)
     assert set(blob) == {"state_dict", "config"} and blob["config"] == config.to_dict()
-    model, loaded = engine.load_checkpoint(path)
+    model, loaded = checkpoints.load_checkpoint(path)
     assert loaded == config
     test = load_mnist("test", limit=500)
-    probs = engine.predict(model, loaded, test.images)
+    probs = checkpoints.predict(model, loaded, test.images)
     assert probs.shape == (500, 10)
     assert torch.allclose(probs.sum(1), torch.ones(500), atol=1e-5)
     wrong_first = mistakes[0]["index"]
-    one = engine.predict(model, loaded, load_mnist("test").images[wrong_first])
+    one = checkpoints.predict(model, loaded, load_mnist("test").images[wrong_first])
     assert int(one.argmax()) == mistakes[0]["pred"]
 
 
 def test_same_seed_same_result(store: RunStore):
     config = TrainConfig(train_limit=300, batch_size=50, seed=7)
-    results = [engine.train(config, store, queued(store, config)) for _ in range(2)]
+    results = [loop.train(config, store, queued(store, config)) for _ in range(2)]
     assert results[0].metrics["accuracy"] == results[1].metrics["accuracy"]
     assert results[0].confusion_matrix == results[1].confusion_matrix
 
@@ -159,7 +160,7 @@ def test_stack_model_resized_input(store: RunStore):
         model="stack", spec=spec, input_size=32, train_limit=500, batch_size=25, lr=1e-2, epochs=2
     )
     config.check_model()
-    result = engine.train(config, store, queued(store, config))
+    result = loop.train(config, store, queued(store, config))
     assert result.status == FINISHED, result.error
     assert result.metrics["accuracy"] > 0.3
 
@@ -167,8 +168,8 @@ def test_stack_model_resized_input(store: RunStore):
 def test_stop_lands_within_two_seconds_and_keeps_metrics(store: RunStore):
     config = TrainConfig(epochs=3, batch_size=64)  # ~2,800 steps: far longer than the test
     run_id = queued(store, config)
-    outcome: list[engine.TrainResult] = []
-    worker = threading.Thread(target=lambda: outcome.append(engine.train(config, store, run_id)))
+    outcome: list[loop.TrainResult] = []
+    worker = threading.Thread(target=lambda: outcome.append(loop.train(config, store, run_id)))
     worker.start()
     deadline = time.monotonic() + 120
     while store.metric_count(run_id) < 12 and time.monotonic() < deadline:
@@ -190,7 +191,7 @@ def test_stop_lands_within_two_seconds_and_keeps_metrics(store: RunStore):
 def test_failure_is_recorded_not_left_running(store: RunStore, tmp_path):
     config = TrainConfig(train_limit=100, data_dir=str(tmp_path))  # a folder without MNIST
     run_id = queued(store, config)
-    result = engine.train(config, store, run_id)
+    result = loop.train(config, store, run_id)
     run = store.get_run(run_id)
     assert result.status == run.status == FAILED
     assert "no MNIST IDX files" in run.error
@@ -200,12 +201,12 @@ def test_cancelled_run_is_not_trained(store: RunStore):
     config = TrainConfig(train_limit=100)
     run_id = queued(store, config)
     assert store.cancel(run_id)
-    result = engine.train(config, store, run_id)
+    result = loop.train(config, store, run_id)
     assert result.status == STOPPED and store.metric_count(run_id) == 0
 
 
 def test_cost_estimate_and_memory_refusal():
-    estimate = engine.estimate_cost(TrainConfig(train_limit=2000, epochs=2))
+    estimate = estimate_cost(TrainConfig(train_limit=2000, epochs=2))
     assert estimate.params == 409_082 and estimate.macs_per_image == 1_420_032
     assert estimate.images == 4000
     assert estimate.train_flops == 1_420_032 * 4000 * 3 * 2
@@ -214,24 +215,24 @@ def test_cost_estimate_and_memory_refusal():
     assert estimate.eta_seconds > 0 and estimate.eta_text.startswith("about")
     estimate.raise_if_unfit()
 
-    report = engine.estimate_cost(REPORT_PRESET.with_(device="cpu"), measure=False)
+    report = estimate_cost(REPORT_PRESET.with_(device="cpu"), measure=False)
     assert report.macs_per_image > 15_000_000_000 and report.images == 180_000
     assert report.warning and "would take" in report.warning  # hours on a CPU, said plainly
 
-    huge = engine.estimate_cost(REPORT_PRESET.with_(device="cpu", batch_size=65_536), measure=False)
+    huge = estimate_cost(REPORT_PRESET.with_(device="cpu", batch_size=65_536), measure=False)
     assert not huge.fits and "GB" in huge.refusal
     with pytest.raises(UserError, match="needs about"):
         huge.raise_if_unfit()
-    assert engine.eta_text(30) == "about 30 s" and engine.eta_text(7200) == "about 2.0 h"
+    assert eta_text(30) == "about 30 s" and eta_text(7200) == "about 2.0 h"
 
 
 def test_load_checkpoint_refuses_bad_files(tmp_path):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match="not a readable checkpoint"):
-        engine.load_checkpoint(junk)
+        checkpoints.load_checkpoint(junk)
     torch.save({"weights": 1}, tmp_path / "other.pt")
     with pytest.raises(UserError, match="not a cnnlab checkpoint"):
-        engine.load_checkpoint(tmp_path / "other.pt")
+        checkpoints.load_checkpoint(tmp_path / "other.pt")
     with pytest.raises(UserError, match="no such checkpoint"):
-        engine.load_checkpoint(tmp_path / "missing.pt")
+        checkpoints.load_checkpoint(tmp_path / "missing.pt")

@@ -34,8 +34,8 @@ from reliability_helpers import (
     wait_for,
 )
 
-from cnnlab.store import FINISHED, INTERRUPTED, RUNNING, RunStore
-from cnnlab.trainconfig import TrainConfig
+from cnnlab.training.config import TrainConfig
+from cnnlab.training.store import FINISHED, INTERRUPTED, RUNNING, RunStore
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +44,7 @@ SHORT = TrainConfig(train_limit=600, batch_size=100, lr=3e-3, name="short")
 
 
 def alive(pid: int | None) -> bool:
-    from cnnlab.store import pid_alive
+    from cnnlab.training.store import pid_alive
 
     return pid is not None and pid_alive(pid)
 
@@ -96,7 +96,7 @@ def procs(tmp_path: Path) -> Iterator[Processes]:
 
 
 def enqueue(config: TrainConfig, store: RunStore) -> str:
-    from cnnlab.queue import enqueue as put
+    from cnnlab.training.queue import enqueue as put
 
     return put(config, store)
 

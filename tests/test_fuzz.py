@@ -139,8 +139,8 @@ def valid_ish_specs(draw: st.DrawFn) -> dict[str, Any]:
 
 
 def _analyse_or_refuse(obj: Any, separable: bool | None) -> None:
-    from cnnlab.analyse import analyse_spec
-    from cnnlab.spec import StackSpec, check_stack
+    from cnnlab.counting.analyse import analyse_spec
+    from cnnlab.counting.spec import StackSpec, check_stack
 
     try:
         spec = StackSpec.from_dict(obj, validate=False)
@@ -186,7 +186,7 @@ def test_fuzz_valid_ish_specs_reach_the_engine(obj: dict[str, Any], separable: b
 @FUZZ
 @given(text=st.one_of(st.text(max_size=200), st.binary(max_size=200)))
 def test_fuzz_spec_text(text: str | bytes) -> None:
-    from cnnlab.spec import loads
+    from cnnlab.counting.spec import loads
 
     try:
         loads(text)
@@ -198,7 +198,7 @@ def test_fuzz_spec_text(text: str | bytes) -> None:
 @given(obj=spec_dicts())
 def test_fuzz_spec_json_round_trip(obj: dict[str, Any]) -> None:
     """Through JSON text (allow_nan: Python writes NaN/Infinity literals a user may paste)."""
-    from cnnlab.spec import dumps, loads
+    from cnnlab.counting.spec import dumps, loads
 
     try:
         text = json.dumps(obj, allow_nan=True)
@@ -220,7 +220,7 @@ def test_fuzz_spec_json_round_trip(obj: dict[str, Any]) -> None:
     )
 )
 def test_fuzz_shape_text(text: str) -> None:
-    from cnnlab.zoo import parse_shape
+    from cnnlab.counting.zoo import parse_shape
 
     try:
         c, h, w = parse_shape(text)
@@ -252,7 +252,7 @@ CONFIG_KEYS = [
     )
 )
 def test_fuzz_trainconfig(config: Any) -> None:
-    from cnnlab.trainconfig import TrainConfig
+    from cnnlab.training.config import TrainConfig
 
     try:
         cfg = TrainConfig.from_dict(config).validate()
@@ -266,7 +266,7 @@ def test_fuzz_trainconfig(config: Any) -> None:
 @given(size=st.one_of(st.sampled_from([28, 32, 64, 112, 224]), wild_ints))
 @FUZZ
 def test_fuzz_trainconfig_model_check(model: str, size: Any) -> None:
-    from cnnlab.trainconfig import TrainConfig
+    from cnnlab.training.config import TrainConfig
 
     try:
         TrainConfig(model=model, input_size=size).check_model()
@@ -279,8 +279,8 @@ def test_fuzz_trainconfig_model_check(model: str, size: Any) -> None:
 
 def _open_link(value: str) -> None:
     """What the Conv Lab page does with a ``lab=`` value, up to the per-row messages."""
-    from cnnlab import labstate as lab
-    from cnnlab.analyse import analyse_spec, summarise_layers
+    from cnnlab.counting.analyse import analyse_spec, summarise_layers
+    from cnnlab.views import labstate as lab
 
     try:
         config = lab.decode_config(value)
@@ -340,7 +340,7 @@ def test_fuzz_link_contents(config: Any) -> None:
 @FUZZ
 @given(value=st.one_of(json_like, st.text(max_size=60), st.lists(st.text(max_size=20))))
 def test_fuzz_run_id_from_the_url(value: Any) -> None:
-    from cnnlab.runview import RUN_ID_PATTERN, parse_run_id
+    from cnnlab.views.runview import RUN_ID_PATTERN, parse_run_id
 
     got = parse_run_id(value)
     assert got is None or RUN_ID_PATTERN.fullmatch(got)

@@ -1,7 +1,7 @@
 """The Model Inspector in a real browser: VGG-16's table and charts, "check my calculation"
 flagging a wrong cell, a clear error for an input the model cannot take, and the cross-check.
 
-Expected numbers come from the engine (``cnnlab.analyse``) on the same models.
+Expected numbers come from the engine (``cnnlab.counting.analyse``) on the same models.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from browser_helpers import assert_no_exception, open_app, screenshot, wait_idle
 from grid_helpers import cell, column_of, edit_cell, grid_in
 from playwright.sync_api import Page, expect
 
-from cnnlab.analyse import analyse_zoo
+from cnnlab.counting.analyse import analyse_zoo
 
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=30_000)

@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cnnlab import labstate as lab
-from cnnlab.analyse import analyse_spec, summarise_layers
+from cnnlab.counting.analyse import analyse_spec, summarise_layers
+from cnnlab.counting.spec import ACTIVATIONS, PRESETS, LayerSpec, StackSpec
 from cnnlab.errors import UserError
-from cnnlab.spec import ACTIVATIONS, PRESETS, LayerSpec, StackSpec
+from cnnlab.views import labstate as lab
 
 TABLE3 = PRESETS["MobileNet v1 Table 3 layer"]
 

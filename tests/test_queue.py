@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from reliability_helpers import wait_for
 
-from cnnlab.queue import enqueue, get_huey, pending
-from cnnlab.store import FINISHED, INTERRUPTED, RUNNING, STOPPED, RunStore, pid_alive
-from cnnlab.trainconfig import TrainConfig
+from cnnlab.training.config import TrainConfig
+from cnnlab.training.queue import enqueue, get_huey, pending
+from cnnlab.training.store import FINISHED, INTERRUPTED, RUNNING, STOPPED, RunStore, pid_alive
 
 ROOT = Path(__file__).resolve().parents[1]
 

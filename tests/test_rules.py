@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from cnnlab.rules import CONVENTIONS_MARKDOWN, RULES, count_module, rule_for
+from cnnlab.counting.rules import CONVENTIONS_MARKDOWN, RULES, count_module, rule_for
 
 
 def test_alexnet_conv1_by_hand() -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from cnnlab import run_charts
-from cnnlab.runview import Curves, smooth
-from cnnlab.store import RunStore
+from cnnlab.training.store import RunStore
+from cnnlab.views import run_charts
+from cnnlab.views.runview import Curves, smooth
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from browser_helpers import assert_no_exception, open_app, screenshot, wait_idle
 from grid_helpers import HEADER_PX, ROW_PX, cell, grid_in
 from playwright.sync_api import Locator, Page, expect
 
-from cnnlab.store import FAILED, RunStore
+from cnnlab.training.store import FAILED, RunStore
 
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=30_000)

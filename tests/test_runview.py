@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnlab import runview
-from cnnlab.data import load_mnist
 from cnnlab.errors import UserError
-from cnnlab.runview import Curves
-from cnnlab.store import RunStore
+from cnnlab.training.data import load_mnist
+from cnnlab.training.store import RunStore
+from cnnlab.views import runview
+from cnnlab.views.runview import Curves
 
 
 @pytest.fixture

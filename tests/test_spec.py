@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cnnlab.errors import UserError
-from cnnlab.spec import (
+from cnnlab.counting.spec import (
     MAX_LAYERS,
     PRESETS,
     LayerSpec,
@@ -22,6 +21,7 @@ from cnnlab.spec import (
     loads,
     with_separable,
 )
+from cnnlab.errors import UserError
 
 EXAMPLES = int(os.environ.get("CNNLAB_HYPOTHESIS_EXAMPLES", "100"))  # percent
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cnnlab.errors import UserError
-from cnnlab.store import (
+from cnnlab.training.store import (
     FINISHED,
     INTERRUPTED,
     QUEUED,
@@ -169,7 +169,7 @@ def test_integrity_and_errors(tmp_path: Path):
 
 WRITER = """
 import sys
-from cnnlab.store import RunStore
+from cnnlab.training.store import RunStore
 store = RunStore(sys.argv[1])
 run_id, offset, n = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 for i in range(n):

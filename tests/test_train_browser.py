@@ -13,7 +13,7 @@ import pytest
 from browser_helpers import assert_no_exception, open_app, screenshot, wait_idle
 from playwright.sync_api import Page, expect
 
-from cnnlab.store import RunStore
+from cnnlab.training.store import RunStore
 
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=30_000)

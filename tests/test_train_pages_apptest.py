@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cnnlab import engine
-from cnnlab.spec import PRESETS
-from cnnlab.store import RunStore
-from cnnlab.trainconfig import TrainConfig
+from cnnlab.counting.spec import PRESETS
+from cnnlab.training import loop
+from cnnlab.training.config import TrainConfig
+from cnnlab.training.store import RunStore
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TRAIN = "pages/3_Train.py"
@@ -160,7 +160,7 @@ def finished_run() -> str:
     run_id = store.create_run(
         config.to_dict(), name=config.name, model="small-cnn", params=409_082, macs=1_420_032
     )
-    result = engine.train(config, store, run_id)
+    result = loop.train(config, store, run_id)
     assert result.status == "finished", result.error
     return run_id
 

@@ -6,9 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from cnnlab.errors import UserError
-from cnnlab.spec import PRESETS
-from cnnlab.zoo import (
+from cnnlab.counting.spec import PRESETS
+from cnnlab.counting.zoo import (
     ZOO,
     build_model,
     check_input,
@@ -16,6 +15,7 @@ from cnnlab.zoo import (
     list_models,
     parse_shape,
 )
+from cnnlab.errors import UserError
 
 
 def n_params(model: nn.Module) -> int:
@@ -119,7 +119,7 @@ NOT_COMPARABLE = {"maxvit_t", "vit_h_14"}
 def test_every_torchvision_classifier_matches_its_published_params_and_gmacs() -> None:
     import torchvision
 
-    from cnnlab.analyse import analyse_zoo
+    from cnnlab.counting.analyse import analyse_zoo
 
     checked = 0
     for name in list_models():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from cnnlab.data import data_info
+from cnnlab.training.data import data_info
 
 
 def register(sub: argparse._SubParsersAction) -> None:

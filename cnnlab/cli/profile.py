@@ -58,15 +58,15 @@ def _is_spec_path(target: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab import zoo
-    from cnnlab.analyse import analyse_spec, analyse_zoo, to_json_dict
+    from cnnlab.counting import zoo
+    from cnnlab.counting.analyse import analyse_spec, analyse_zoo, to_json_dict
 
     if args.input and args.input_size:
         raise UserError("give --input or --input-size, not both")
     input_shape = zoo.parse_shape(args.input) if args.input else None
     spec = None
     if _is_spec_path(args.target):
-        from cnnlab.spec import load
+        from cnnlab.counting.spec import load
 
         spec = load(args.target)
         name = zoo.STACK
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
 
     reports = None
     if args.crosscheck:
-        from cnnlab.crosscheck import crosscheck
+        from cnnlab.counting.crosscheck import crosscheck
 
         c, h, w = analysis.input_shape[1:]
         reports = crosscheck(
@@ -117,12 +117,12 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         payload = to_json_dict(analysis)
         if reports is not None:
-            from cnnlab.crosscheck import crosscheck_json
+            from cnnlab.counting.crosscheck import crosscheck_json
 
             payload["crosscheck"] = crosscheck_json(reports)
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return 0
-    from cnnlab import render
+    from cnnlab.views import tables as render
 
     if args.markdown:
         sys.stdout.write(render.to_markdown(analysis, reports))

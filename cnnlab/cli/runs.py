@@ -7,7 +7,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from cnnlab.store import Run, RunStore
+from cnnlab.training.store import Run, RunStore
 
 SUMMARY_KEYS = ("accuracy", "precision", "recall", "f1", "test_loss", "train_seconds")
 

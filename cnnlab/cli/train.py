@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from cnnlab.errors import UserError
-from cnnlab.trainconfig import DEVICES, INPUT_SIZES, OPTIMIZERS, SCHEDULES, TrainConfig
+from cnnlab.training.config import DEVICES, INPUT_SIZES, OPTIMIZERS, SCHEDULES, TrainConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -56,7 +56,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if args.spec:
         if args.model != "stack":
             raise UserError("--spec goes with --model stack")
-        from cnnlab.spec import load
+        from cnnlab.counting.spec import load
 
         spec = load(args.spec).to_dict()
     config = TrainConfig(
@@ -81,15 +81,15 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    from cnnlab.store import RunStore
+    from cnnlab.training.store import RunStore
 
     store = RunStore()
     if args.background:
         return _background(config, store, args.json)
 
-    from cnnlab import engine
+    from cnnlab.training import estimate, loop
 
-    estimate = engine.estimate_cost(config)
+    estimate = estimate.estimate_cost(config)
     if args.estimate:
         if args.json:
             print(json.dumps(estimate.to_dict()))
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
 
     bar: Any = None
 
-    def progress(p: engine.Progress) -> None:
+    def progress(p: loop.Progress) -> None:
         nonlocal bar
         if bar is None:
             bar = tqdm(total=p.total_steps, file=sys.stderr, unit="step", dynamic_ncols=True)
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         bar.set_postfix(postfix, refresh=False)
 
     try:
-        result = engine.train(config, store, run_id, on_progress=progress)
+        result = loop.train(config, store, run_id, on_progress=progress)
     finally:
         if bar is not None:
             bar.close()
@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _background(config: TrainConfig, store: Any, as_json: bool) -> int:
-    from cnnlab.queue import enqueue
+    from cnnlab.training.queue import enqueue
 
     run_id = enqueue(config, store)
     if as_json:

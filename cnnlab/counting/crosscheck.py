@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from cnnlab.analyse import analyse_zoo
+from cnnlab.counting.analyse import analyse_zoo
 from cnnlab.errors import UserError
 
 if TYPE_CHECKING:
-    from cnnlab.spec import StackSpec
+    from cnnlab.counting.spec import StackSpec
 
 
 # The cross-check builds real weights and runs three real forward passes: refuse, before any
@@ -105,11 +105,11 @@ def _crosscheck_cached(
     spec: StackSpec | None,
     separable: bool,
 ) -> tuple[ToolReport, ...]:
-    from cnnlab import zoo
-    from cnnlab.analyse import separable_model
+    from cnnlab.counting import zoo
+    from cnnlab.counting.transform import separable_model
 
     if name == zoo.STACK and spec is not None and separable:
-        from cnnlab.spec import with_separable
+        from cnnlab.counting.spec import with_separable
 
         spec, separable = with_separable(spec, True), False
     ours = analyse_zoo(

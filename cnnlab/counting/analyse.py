@@ -1,7 +1,7 @@
 """Model or spec → per-layer rows and totals, without real weights.
 
 A forward pass on the ``meta`` device (shapes only) with hooks on the leaf modules; every leaf's
-numbers and formula text come from the rule table in :mod:`cnnlab.rules`. Parameters that no
+numbers and formula text come from the rule table (:mod:`~cnnlab.counting.rules`). Params no
 executed leaf holds (a leaf not run in ``forward``, a container holding a tensor directly) still
 get a row, so the params total always equals ``sum(p.numel() for p in model.parameters())``.
 """
@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-import torch
 from torch import nn
 
+from cnnlab.counting import zoo
+from cnnlab.counting.probe import ForwardFailed, run_forward
+from cnnlab.counting.rules import count_module
+from cnnlab.counting.transform import separable_model
 from cnnlab.errors import UserError
-from cnnlab.rules import ACTIVATION_TYPES, IDENTITY_AT_INFERENCE, count_module, is_atomic
 
 if TYPE_CHECKING:
-    from cnnlab.spec import StackSpec
+    from cnnlab.counting.spec import StackSpec
 
 FP32_BYTES = 4
 
@@ -80,170 +82,9 @@ class Analysis:
     """For a spec analysis: the spec actually analysed (after any separable override)."""
 
 
-class ForwardFailed(UserError):
-    """The forward pass failed at ``layer`` (``"features.30 (MaxPool2d)"``) for ``reason``."""
-
-    def __init__(self, reason: str, layer: str | None, kind: str) -> None:
-        self.reason = reason
-        self.layer = layer
-        self.kind = kind  # "size", "channels", "features" or "other"
-        super().__init__(f"{reason} at {layer}" if layer else reason)
-
-
-@dataclass(frozen=True)
-class _Record:
-    name: str
-    module: nn.Module
-    in_shape: tuple[int, ...]
-    out_shape: tuple[int, ...]
-
-
-def _first_tensor(value: Any) -> torch.Tensor | None:
-    if isinstance(value, torch.Tensor):
-        return value
-    if isinstance(value, (tuple, list)):
-        for item in value:
-            found = _first_tensor(item)
-            if found is not None:
-                return found
-    if isinstance(value, Mapping):
-        for item in value.values():
-            found = _first_tensor(item)
-            if found is not None:
-                return found
-    return None
-
-
-def _shape_of(value: Any) -> tuple[int, ...]:
-    tensor = _first_tensor(value)
-    return tuple(int(s) for s in tensor.shape) if tensor is not None else ()
-
-
-def leaf_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """(dotted name, module) of every counting unit, in definition order.
-
-    A unit is a module without children, or an *atomic* one (its rule covers its children,
-    e.g. ``MultiheadAttention``), whose children are then not units themselves.
-    """
-    leaves = []
-    inside: str | None = None  # dotted prefix of the atomic unit being skipped
-    for name, module in model.named_modules():
-        if inside is not None and (name == inside or name.startswith(inside + ".")):
-            continue
-        inside = None
-        if is_atomic(module):
-            leaves.append((name or type(model).__name__, module))
-            inside = name
-            if not name:  # the whole model is one unit
-                break
-        elif next(iter(module.children()), None) is None:
-            leaves.append((name or type(model).__name__, module))
-    return leaves
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    for tensor in (*model.parameters(), *model.buffers()):
-        return tensor.device
-    return torch.device("meta")
-
-
-_SIZE_PATTERNS = (
-    "too small",
-    "can't be greater than actual input size",
-    "non-positive",
-    "should be non-negative",
-    "must be greater than",
-    "pad should be",
-)
-
-
-def _explain(exc: BaseException) -> tuple[str, str]:
-    """(kind, one-line reason) for an exception raised inside a forward pass."""
-    text = " ".join(str(exc).split())
-    m = re.search(r"expected input\[[^\]]*\] to have (\d+) channels, but got (\d+)", text)
-    if m:
-        return "channels", f"expects {m.group(1)} input channels, got {m.group(2)}"
-    m = re.search(
-        r"mat1 and mat2 shapes cannot be multiplied \((\d+)x(\d+) and (\d+)x(\d+)\)", text
-    )
-    if m:
-        return "features", f"expects {int(m.group(3)):,} input features, got {int(m.group(2)):,}"
-    if any(p in text.lower() for p in _SIZE_PATTERNS):
-        return "size", "spatial size reaches 0"
-    first = text[:200] + ("…" if len(text) > 200 else "")
-    return "other", first or type(exc).__name__
-
-
-SHAPE_PRESERVING: tuple[type[nn.Module], ...] = (
-    nn.modules.batchnorm._BatchNorm,
-    nn.LayerNorm,
-    nn.GroupNorm,
-    *ACTIVATION_TYPES,
-    *IDENTITY_AT_INFERENCE,
-)
 """Leaves whose output has their input's shape: on ``meta`` they pass the input through
 (meta kernels for batch norm and activations decompose into many small ops and dominate the
 time of a shapes-only pass)."""
-
-
-def _passthrough(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-    return x
-
-
-def run_forward(model: nn.Module, input_shape: Sequence[int]) -> list[_Record]:
-    """One eval-mode forward pass of an input of ``input_shape``; a record per leaf call.
-
-    The input lives where the model's tensors do (``meta`` for a model without any).
-    Raises :class:`ForwardFailed` naming the leaf being run when the pass fails.
-    Hooks are per call: do not analyse the same module object from two threads at once.
-    """
-    records: list[_Record] = []
-    state: dict[str, str | None] = {"current": None, "last": None}
-    handles = []
-
-    def pre_hook(label: str) -> Any:
-        def hook(module: nn.Module, args: Any) -> None:
-            state["current"] = label
-
-        return hook
-
-    def post_hook(name: str, label: str) -> Any:
-        def hook(module: nn.Module, args: Any, output: Any) -> None:
-            records.append(_Record(name, module, _shape_of(args), _shape_of(output)))
-            state["current"] = None
-            state["last"] = label
-
-        return hook
-
-    device = _model_device(model)
-    shortcut: list[nn.Module] = []
-    for name, module in leaf_modules(model):
-        label = f"{name} ({type(module).__name__})"
-        handles.append(module.register_forward_pre_hook(pre_hook(label)))
-        handles.append(module.register_forward_hook(post_hook(name, label)))
-        is_free = device.type == "meta" and isinstance(module, SHAPE_PRESERVING)
-        if is_free and "forward" not in module.__dict__:
-            module.forward = _passthrough  # type: ignore[method-assign]
-            shortcut.append(module)
-    was_training = model.training
-    try:
-        model.eval()
-        x = torch.empty(tuple(input_shape), device=device)
-        with torch.no_grad():
-            model(x)
-    except (RuntimeError, ValueError, AssertionError, IndexError, TypeError) as exc:
-        kind, reason = _explain(exc)
-        layer = state["current"]
-        if layer is None and state["last"] is not None:
-            layer = f"after {state['last']}"
-        raise ForwardFailed(reason, layer, kind) from None
-    finally:
-        for handle in handles:
-            handle.remove()
-        for module in shortcut:
-            del module.forward
-        model.train(was_training)
-    return records
 
 
 def _group(name: str) -> str:
@@ -353,48 +194,6 @@ def footer_for(input_shape: Sequence[int], totals: Totals) -> Footer:
     return Footer(input_mb, fwd_bwd_mb, params_mb, input_mb + fwd_bwd_mb + params_mb)
 
 
-def separable_model(model: nn.Module) -> nn.Module:
-    """Replace (in place) every conv with kernel > 1 and groups = 1 by depthwise + pointwise.
-
-    The depthwise conv keeps kernel, stride, padding and dilation; the pointwise 1×1 conv maps
-    to the output channels; each keeps the original's bias setting. Returns ``model``.
-    """
-    targets = [
-        (name, m)
-        for name, m in model.named_modules()
-        if type(m) is nn.Conv2d and m.groups == 1 and max(m.kernel_size) > 1  # type: ignore[arg-type]
-    ]
-    for name, conv in targets:
-        device = conv.weight.device
-        bias = conv.bias is not None
-        sep = nn.Sequential()
-        sep.add_module(
-            "depthwise",
-            nn.Conv2d(
-                conv.in_channels,
-                conv.in_channels,
-                kernel_size=conv.kernel_size,  # type: ignore[arg-type]
-                stride=conv.stride,  # type: ignore[arg-type]
-                padding=conv.padding,  # type: ignore[arg-type]
-                dilation=conv.dilation,  # type: ignore[arg-type]
-                groups=conv.in_channels,
-                bias=bias,
-                padding_mode=conv.padding_mode,
-                device=device,
-            ),
-        )
-        sep.add_module(
-            "pointwise",
-            nn.Conv2d(conv.in_channels, conv.out_channels, kernel_size=1, bias=bias, device=device),
-        )
-        if not name:  # the model is itself one conv
-            return sep
-        parent_name, _, attr = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, attr, sep)
-    return model
-
-
 def analyse_zoo(
     name: str,
     *,
@@ -407,11 +206,9 @@ def analyse_zoo(
     """Analyse a named model (or ``"stack"`` with ``spec``) on the meta device.
 
     ``input_shape`` (C, H, W) defaults to the model's native input (see
-    :func:`cnnlab.zoo.default_input_shape`). ``separable=True`` is the whole-model what-if:
+    :func:`cnnlab.counting.zoo.default_input_shape`). ``separable=True`` is the whole-model what-if:
     every conv with kernel > 1 and groups = 1 becomes depthwise + pointwise.
     """
-    from cnnlab import zoo
-
     if input_shape is None:
         input_shape = zoo.default_input_shape(name, mnist=mnist, input_size=input_size, spec=spec)
     else:
@@ -451,8 +248,8 @@ def analyse_spec(spec: StackSpec, separable: bool | None = None) -> Analysis:
     False makes every conv regular. Rows are grouped by spec layer (``group`` = its index) and
     carry that layer's receptive field.
     """
-    from cnnlab.build import build_stack
-    from cnnlab.spec import check_stack, layer_label, with_separable
+    from cnnlab.counting.build import build_stack
+    from cnnlab.counting.spec import check_stack, layer_label, with_separable
 
     if separable is not None:
         spec = with_separable(spec, separable)
@@ -534,7 +331,7 @@ def _join_formulas(rows: Sequence[LayerRow], attr: str, value_attr: str) -> str:
 
 def summarise_layers(spec: StackSpec, analysis: Analysis) -> list[SpecLayerSummary]:
     """One summary per spec layer (valid or not), from a :func:`analyse_spec` result."""
-    from cnnlab.spec import check_stack, describe_layer
+    from cnnlab.counting.spec import check_stack, describe_layer
 
     spec = analysis.spec or spec
     checks = check_stack(spec)
@@ -591,7 +388,7 @@ def compare_separable(spec: StackSpec) -> list[SeparableComparison]:
     Params include the layer's bias and batch norm as the spec sets them; ``ratio`` is
     separable / regular MACs and ``theory`` is 1/N + 1/k² (MobileNet v1, Eq. 5).
     """
-    from cnnlab.spec import check_stack, with_separable
+    from cnnlab.counting.spec import check_stack, with_separable
 
     checks = check_stack(spec)
     bad = next((c.index for c in checks if c.error is not None), len(spec.layers))
@@ -676,74 +473,3 @@ def to_json_dict(analysis: Analysis) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class ParamCheck:
-    """One "check my calculation" cell: the user's value against the rule's."""
-
-    name: str
-    user_value: int | None
-    correct: int
-    ok: bool
-    formula: str
-    message: str
-
-
-def parse_count(value: int | str | float | None) -> int | None:
-    """A user's number: ``23296``, ``"23,296"``, ``"23 296"``, ``"23_296"`` → 23296; else None."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value) if math.isfinite(value) and value.is_integer() else None
-    text = re.sub(r"[\s,_'\u00a0\u202f]", "", str(value))
-    if len(text) > 40:  # no layer has 10³⁹ parameters; int() refuses 4,300+ digits outright
-        return None
-    if re.fullmatch(r"[+-]?\d+", text):
-        return int(text)
-    m = re.fullmatch(r"[+-]?\d+\.0*", text)
-    return int(float(text)) if m else None
-
-
-def check_user_params(
-    analysis: Analysis, user: Mapping[str, int | str | float | None]
-) -> list[ParamCheck]:
-    """Compare the user's per-layer parameter counts with cnnlab's; never raises on bad cells.
-
-    Keys are layer names (``features.0``); blank cells are skipped; an unreadable cell or an
-    unknown layer name is a failed check with a message.
-    """
-    rows = {r.name: r for r in analysis.rows}
-    checks = []
-    order = [n for n in rows if n in user] + [n for n in user if n not in rows]
-    for name in order:
-        raw = user[name]
-        if raw is None or (isinstance(raw, str) and not raw.strip()):
-            continue
-        if isinstance(raw, float) and math.isnan(raw):
-            continue
-        row = rows.get(name)
-        if row is None:
-            checks.append(ParamCheck(name, None, 0, False, "", f"no layer named {name!r}"))
-            continue
-        value = parse_count(raw)
-        if value is None:
-            checks.append(
-                ParamCheck(
-                    name,
-                    None,
-                    row.params,
-                    False,
-                    row.params_formula,
-                    f"{name}: could not read {raw!r} as a whole number",
-                )
-            )
-            continue
-        ok = value == row.params
-        message = (
-            f"{name}: {value:,} is right"
-            if ok
-            else f"{name}: you wrote {value:,}; correct is {row.params_formula}"
-        )
-        checks.append(ParamCheck(name, value, row.params, ok, row.params_formula, message))
-    return checks

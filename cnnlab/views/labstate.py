@@ -7,7 +7,7 @@ zlib-compressed, base64url without padding (:func:`encode_config` / :func:`decod
 
 The editor table (one row per layer, columns :data:`COLUMNS`) converts to a
 :class:`LabStack`: the spec of the rows that parse, and one message per row that does not.
-The analysis itself lives in :mod:`cnnlab.analyse`; :func:`layer_table` joins its per-layer
+The analysis itself lives in :mod:`cnnlab.counting.analyse`; :func:`layer_table` joins its per-layer
 summaries with the row messages so an invalid row shows its reason and rows above keep their
 numbers.
 """
@@ -25,8 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from cnnlab.errors import UserError
-from cnnlab.spec import (
+from cnnlab.counting.spec import (
     LAYER_KEYS,
     LAYER_TYPES,
     MAX_LAYERS,
@@ -41,9 +40,10 @@ from cnnlab.spec import (
     shape_text,
     with_separable,
 )
+from cnnlab.errors import UserError
 
 if TYPE_CHECKING:
-    from cnnlab.analyse import SpecLayerSummary
+    from cnnlab.counting.analyse import SpecLayerSummary
 
 QUERY_KEY = "lab"
 """The query-string parameter that holds a Conv Lab configuration."""
@@ -446,7 +446,7 @@ def layer_table(
 ) -> pd.DataFrame:
     """One row per editor row: exact numbers for the analysed rows, the reason for the others.
 
-    ``summaries`` come from :func:`cnnlab.analyse.summarise_layers` on the analysed spec;
+    ``summaries`` come from :func:`cnnlab.counting.analyse.summarise_layers` on the analysed spec;
     ``layers`` (the raw rows) label the rows that did not parse; ``spec`` is the analysed spec
     (default ``stack.spec``).
     """

@@ -33,10 +33,10 @@ from huey.consumer import Consumer
 
 from cnnlab.errors import UserError
 from cnnlab.paths import home
-from cnnlab.store import FAILED, QUEUED, RUNNING, RunStore
-from cnnlab.trainconfig import TrainConfig
+from cnnlab.training.config import TrainConfig
+from cnnlab.training.store import FAILED, QUEUED, RUNNING, RunStore
 
-log = logging.getLogger("cnnlab.queue")
+log = logging.getLogger("cnnlab.training.queue")
 
 WORKER_HEARTBEAT_S = 2.0
 REAP_EVERY_S = 5.0
@@ -67,7 +67,7 @@ def _instance(path: Path | None = None) -> tuple[SqliteHuey, TaskWrapper]:
 
 
 def __getattr__(name: str) -> Any:
-    """``cnnlab.queue.huey``: the instance for the current ``CNNLAB_HOME``."""
+    """``cnnlab.training.queue.huey``: the instance for the current ``CNNLAB_HOME``."""
     if name == "huey":
         return get_huey()
     raise AttributeError(name)
@@ -128,10 +128,10 @@ def _train_queued(run_id: str) -> str:
         return "skipped"
     log.info("run %s: training %s", run_id, run.model)
     try:
-        from cnnlab import engine
+        from cnnlab.training import loop
 
         config = TrainConfig.from_dict(run.config)
-        result = engine.train(config, store, run_id)
+        result = loop.train(config, store, run_id)
     except Exception as err:  # the engine records its own failures; this catches the rest
         log.exception("run %s failed", run_id)
         again = store.get_run(run_id)
@@ -150,7 +150,7 @@ def enqueue(config: TrainConfig, store: RunStore | None = None) -> str:
 
     Raises :class:`UserError` for a bad config or a run that cannot fit in memory.
     """
-    from cnnlab.engine import estimate_cost
+    from cnnlab.training.estimate import estimate_cost
 
     store = store or RunStore()
     estimate = estimate_cost(config, measure=False)  # validates; counts on the meta device

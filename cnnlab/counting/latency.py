@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from cnnlab.counting.spec import StackSpec, check_stack, with_separable
 from cnnlab.errors import UserError
-from cnnlab.spec import StackSpec, check_stack, with_separable
 
 # Timing runs real forward passes several times: refuse, before building anything, stacks that
 # would take minutes or gigabytes (a VGG-16 at 224×224 is 15.5 G MACs, 138 M params).
@@ -109,7 +109,7 @@ def compare_latency(
 
     The two forms are timed alternately, run by run, so drift on a shared machine hits both.
     """
-    from cnnlab.build import build_stack
+    from cnnlab.counting.build import build_stack
 
     if not 1 <= batch <= 1024:
         raise UserError(f"batch must be between 1 and 1024, got {batch}")

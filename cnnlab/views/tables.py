@@ -1,4 +1,4 @@
-"""Formatting only: numbers, tables, CSV and Markdown from an :class:`~cnnlab.analyse.Analysis`.
+"""Formatting only: numbers, tables, CSV and Markdown from an :class:`~.analyse.Analysis`.
 
 Nothing here counts; every number comes from the analysis rows. Units stay spelled out:
 MACs and FLOPs never share a column.
@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from cnnlab.rules import CONVENTIONS_MARKDOWN
-from cnnlab.spec import shape_text as spec_shape_text
+from cnnlab.counting.rules import CONVENTIONS_MARKDOWN
+from cnnlab.counting.spec import shape_text as spec_shape_text
 
 if TYPE_CHECKING:
-    from cnnlab.analyse import Analysis
-    from cnnlab.crosscheck import ToolReport
+    from cnnlab.counting.analyse import Analysis
+    from cnnlab.counting.crosscheck import ToolReport
 
 _SI = ((10**12, "T"), (10**9, "G"), (10**6, "M"), (10**3, "k"))
 

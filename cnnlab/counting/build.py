@@ -13,7 +13,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from cnnlab.spec import LayerSpec, StackSpec, check_stack, with_separable
+from cnnlab.counting.spec import LayerSpec, StackSpec, check_stack, with_separable
 
 ACTIVATION_MODULES: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,

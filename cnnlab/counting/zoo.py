@@ -16,11 +16,11 @@ import torchvision
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from cnnlab.counting.spec import shape_text
 from cnnlab.errors import UserError
-from cnnlab.spec import shape_text
 
 if TYPE_CHECKING:
-    from cnnlab.spec import StackSpec
+    from cnnlab.counting.spec import StackSpec
 
 ZOO: tuple[str, ...] = (
     "alexnet",
@@ -81,7 +81,7 @@ def _alexnet_report(num_classes: int) -> nn.Module:
 
 
 def _builder(name: str) -> Callable[[int], nn.Module]:
-    from cnnlab.mnist_models import LeNet5, SmallCNN
+    from cnnlab.counting.mnist_models import LeNet5, SmallCNN
 
     if name == "alexnet-report":
         return _alexnet_report
@@ -175,7 +175,7 @@ def mnist_stack(spec: StackSpec) -> StackSpec:
     """
     from dataclasses import replace
 
-    from cnnlab.spec import LayerSpec, check_stack
+    from cnnlab.counting.spec import LayerSpec, check_stack
 
     _, h, w = spec.input
     layers = list(spec.layers)
@@ -251,7 +251,7 @@ def build_model(
     if name == STACK:
         if spec is None:
             raise UserError("model 'stack' needs a Conv Lab spec")
-        from cnnlab.build import build_stack
+        from cnnlab.counting.build import build_stack
 
         if mnist:
             spec = mnist_stack(spec)
@@ -334,7 +334,7 @@ def check_input(
     ``vgg16 cannot take 1×28×28: spatial size reaches 0 at features.30 (MaxPool2d); use input
     size ≥ 32``.
     """
-    from cnnlab.analyse import ForwardFailed, run_forward
+    from cnnlab.counting.probe import ForwardFailed, run_forward
 
     model = build_model(name, mnist=mnist, device="meta", spec=spec)
     try:
@@ -344,7 +344,7 @@ def check_input(
 
 
 def _works(model: nn.Module, shape: tuple[int, ...]) -> bool:
-    from cnnlab.analyse import ForwardFailed, run_forward
+    from cnnlab.counting.probe import ForwardFailed, run_forward
 
     try:
         run_forward(model, shape)
@@ -364,7 +364,7 @@ def explain_failure(
     name: str, model: nn.Module, input_shape: tuple[int, ...], err: Exception
 ) -> str:
     """One line: why ``model`` cannot take ``input_shape`` and what input would work."""
-    from cnnlab.analyse import ForwardFailed
+    from cnnlab.counting.probe import ForwardFailed
 
     where = ""
     reason = str(err)

@@ -1,7 +1,7 @@
 """Plotly figures from analysis rows: per-layer costs, regular vs separable, shares by kind.
 
-Charts only present numbers the engine computed (:mod:`cnnlab.analyse`); the one thing done here
-is grouping and adding them up for display (shares by layer kind, the "lesson" sentence).
+Charts only present numbers the analysis computed (:mod:`~cnnlab.counting.analyse`); the one thing
+done here is grouping and adding them up for display (shares by layer kind, the "lesson" sentence).
 Hover texts show exact integers; axes use SI prefixes.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from cnnlab.analyse import Analysis, LayerRow, SeparableComparison
+from cnnlab.counting.analyse import Analysis, LayerRow, SeparableComparison
 
 REGULAR_COLOR = "#4C78A8"
 SEPARABLE_COLOR = "#F58518"

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from cnnlab.data import MnistSplit, load_mnist
 from cnnlab.errors import UserError
+from cnnlab.training.data import MnistSplit, load_mnist
 
 if TYPE_CHECKING:
-    from cnnlab.store import RunStore
+    from cnnlab.training.store import RunStore
 
 
 def page_header(title: str, icon: str, caption: str | None = None) -> None:
@@ -70,7 +70,7 @@ WORKER_HELP = (
 
 def open_run_store() -> RunStore | None:
     """The run store with dead runs marked ``interrupted``, or None after saying why not."""
-    from cnnlab.store import RunStore
+    from cnnlab.training.store import RunStore
 
     try:
         store = RunStore()

@@ -1,8 +1,8 @@
 """Plotly figures of training runs: curves per step and per epoch, confusion matrix, per-class
 bars, several runs overlaid, class probabilities.
 
-Figures only present what the engine recorded (:mod:`cnnlab.store` rows, gathered by
-:mod:`cnnlab.runview`); the one computation here is the optional display smoothing.
+Figures only present what the engine recorded (:mod:`cnnlab.training.store` rows, gathered by
+:mod:`cnnlab.views.runview`); the one computation here is the optional display smoothing.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 import plotly.graph_objects as go
 
-from cnnlab.runview import Curves, smooth
+from cnnlab.views.runview import Curves, smooth
 
 PALETTE = (
     "#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2",

@@ -1,7 +1,7 @@
 """Runs and metrics as tidy tables, live-curve buffers, summaries and small helpers for the pages.
 
 Plain Python (pandas, numpy, Pillow): the Train and Runs pages lay these out, tests call them
-directly. Nothing here trains or writes to the store; numbers come from :mod:`cnnlab.store`
+directly. Nothing here trains or writes to the store; numbers come from :mod:`cnnlab.training.store`
 exactly as recorded (integers stay integers; formatting happens only in :func:`si`,
 :func:`duration_text` and the charts).
 """
@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from cnnlab.errors import UserError
-from cnnlab.store import Metric, Run
+from cnnlab.training.store import Metric, Run
 
 RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{6,32}$")
 """What a run id in the URL may look like (the store makes 12 lower-case hex digits)."""

@@ -83,10 +83,10 @@ class TrainConfig:
         return self
 
     def stack_spec(self) -> Any:
-        """The Conv Lab :class:`cnnlab.spec.StackSpec` for model ``stack`` (else None)."""
+        """The Conv Lab :class:`cnnlab.counting.spec.StackSpec` for model ``stack`` (else None)."""
         if self.model != STACK or self.spec is None:
             return None
-        from cnnlab.spec import StackSpec
+        from cnnlab.counting.spec import StackSpec
 
         parse = getattr(StackSpec, "from_dict", None)
         if parse is None:  # pragma: no cover - depends on the spec module's API
@@ -99,7 +99,7 @@ class TrainConfig:
     def check_model(self) -> TrainConfig:
         """:meth:`validate`, then ask the zoo whether the model exists and takes the input."""
         self.validate()
-        from cnnlab import zoo
+        from cnnlab.counting import zoo
 
         zoo.check_input(
             self.model, mnist=True, input_shape=self.input_shape(), spec=self.stack_spec()
