@@ -9,9 +9,9 @@ import streamlit as st
 from cnnlab.counting.analyse import analyse_spec, compare_separable, summarise_layers
 from cnnlab.counting.spec import ACTIVATIONS, LAYER_TYPES, PRESETS, dumps, loads
 from cnnlab.errors import UserError
+from cnnlab.format import fmt_int, fmt_si
 from cnnlab.views import labstate as lab
 from cnnlab.views.charts import separable_bars, theory_curve
-from cnnlab.views.tables import fmt_int, fmt_si
 from cnnlab.views.ui import page_header, user_errors
 
 DEFAULT_PRESET = "VGG block"

@@ -12,8 +12,9 @@ from cnnlab.counting.analyse import Analysis, analyse_zoo
 from cnnlab.counting.check import check_user_params
 from cnnlab.counting.crosscheck import ToolReport, crosscheck
 from cnnlab.counting.rules import CONVENTIONS_MARKDOWN
-from cnnlab.counting.spec import StackSpec, shape_text
+from cnnlab.counting.spec import StackSpec
 from cnnlab.errors import UserError
+from cnnlab.format import shape_text
 from cnnlab.views.charts import kind_share_bars, lesson, model_layer_bars
 from cnnlab.views.tables import (
     crosscheck_markdown,

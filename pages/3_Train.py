@@ -11,6 +11,7 @@ import torch
 
 from cnnlab.counting import zoo
 from cnnlab.errors import UserError
+from cnnlab.format import duration_text, fmt_si, percent
 from cnnlab.training.config import (
     DEVICES,
     INPUT_SIZES,
@@ -219,10 +220,10 @@ with st.container(key="train-cost"):
     elif cost is not None:
         m1, m2, m3, m4 = st.columns(4)
         m1.metric("Parameters", f"{cost.params:,}")
-        m2.metric("MACs / image", runview.si(cost.macs_per_image), help=f"{cost.macs_per_image:,}")
+        m2.metric("MACs / image", fmt_si(cost.macs_per_image), help=f"{cost.macs_per_image:,}")
         m3.metric(
             "Training FLOPs",
-            runview.si(cost.train_flops),
+            fmt_si(cost.train_flops),
             help=f"{cost.train_flops:,} = MACs × {cost.images:,} images × 3 (forward + "
             "backward) × 2 FLOPs per MAC",
         )
@@ -387,10 +388,10 @@ with st.container(key="final-metrics"):
     for col, (key, label) in zip(cols, tiles, strict=False):
         col.metric(
             label,
-            runview.percent(final.get(key)),
+            percent(final.get(key)),
             help="macro average over the digits" if key != "accuracy" else None,
         )
-    cols[4].metric("Training time", runview.duration_text(final.get("train_seconds")))
+    cols[4].metric("Training time", duration_text(final.get("train_seconds")))
     ips = final.get("mean_images_per_second")
     cols[5].metric("Images/s", "—" if ips is None else f"{ips:,.0f}")
 

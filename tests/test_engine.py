@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from cnnlab.errors import UserError
+from cnnlab.format import eta_text
 from cnnlab.training import checkpoints, evaluate, loop, recipe
 from cnnlab.training.config import REPORT_PRESET, TrainConfig
 from cnnlab.training.data import load_mnist
-from cnnlab.training.estimate import estimate_cost, eta_text
+from cnnlab.training.estimate import estimate_cost
 from cnnlab.training.store import FAILED, FINISHED, RUNNING, STOPPED, RunStore
 
 STEP_KEYS = {"loss", "train_accuracy", "lr", "images_per_second", "eta_seconds", "progress"}

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from cnnlab.errors import UserError
+from cnnlab.format import duration_text, fmt_si, percent
 from cnnlab.training.data import load_mnist
 from cnnlab.training.store import RunStore
 from cnnlab.views import runview
@@ -131,17 +132,17 @@ def test_labels_are_unique_when_names_repeat(store: RunStore) -> None:
 
 
 def test_formatting_helpers() -> None:
-    assert runview.si(15_470_000_000, "MACs") == "15.47 GMACs"
-    assert runview.si(421_642) == "421.64 k"
-    assert runview.si(16_641_080_000_000_000) == "16.64 P"  # VGG-16, 3 epochs: training FLOPs
-    assert runview.si(12) == "12"
-    assert runview.si(None) == "—"
-    assert runview.duration_text(42.4) == "42 s"
-    assert runview.duration_text(3.25) == "3.2 s"
-    assert runview.duration_text(119.7) == "2 min"
-    assert runview.duration_text(3725) == "1 h 2 min"
-    assert runview.duration_text(5 * 86400) == "5.0 days"
-    assert runview.percent(0.98891) == "98.89 %"
+    assert fmt_si(15_470_000_000, "MACs") == "15.47 GMACs"
+    assert fmt_si(421_642) == "421.64 k"
+    assert fmt_si(16_641_080_000_000_000) == "16.64 P"  # VGG-16, 3 epochs: training FLOPs
+    assert fmt_si(12) == "12"
+    assert fmt_si(None) == "—"
+    assert duration_text(42.4) == "42 s"
+    assert duration_text(3.25) == "3.2 s"
+    assert duration_text(119.7) == "2 min"
+    assert duration_text(3725) == "1 h 2 min"
+    assert duration_text(5 * 86400) == "5.0 days"
+    assert percent(0.98891) == "98.89 %"
 
 
 def test_status_line_and_config_text(store: RunStore) -> None:

@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from cnnlab.errors import UserError
+from cnnlab.format import fmt_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -134,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
             [
                 r.tool,
                 r.quantity,
-                render.fmt_int(r.value),
+                fmt_int(r.value),
                 r.includes + (f"; {r.note}" if r.note else ""),
             ]
             for r in reports

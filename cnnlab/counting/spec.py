@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.errors import UserError
+from cnnlab.format import shape_text
 
 LAYER_TYPES = ("conv", "maxpool", "avgpool", "flatten", "linear", "dropout")
 ACTIVATIONS = ("relu", "relu6", "gelu", "silu", "sigmoid", "tanh")
@@ -78,11 +79,6 @@ _BOOL_FIELDS = ("bias", "separable", "batchnorm")
 def layer_label(index: int, type_: str) -> str:
     """``layer 3 (conv)`` — how messages name a layer."""
     return f"layer {index} ({type_})"
-
-
-def shape_text(shape: Iterable[int]) -> str:
-    """(3, 224, 224) → ``3×224×224`` (every dimension written out)."""
-    return "×".join(str(s) for s in shape)
 
 
 @dataclass(frozen=True)

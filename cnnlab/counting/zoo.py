@@ -16,8 +16,8 @@ import torchvision
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from cnnlab.counting.spec import shape_text
 from cnnlab.errors import UserError
+from cnnlab.format import shape_text
 
 if TYPE_CHECKING:
     from cnnlab.counting.spec import StackSpec

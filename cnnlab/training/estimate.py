@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from torch import nn
 
 from cnnlab.devices import autocast, channels_last, cpu_threads, resolve_device
 from cnnlab.errors import UserError
+from cnnlab.format import eta_text, gigabytes
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.recipe import NUM_CLASSES, make_optimizer, prepare
 from cnnlab.training.store import RunStore
@@ -92,8 +92,8 @@ def estimate_cost(config: TrainConfig, *, measure: bool = True) -> CostEstimate:
     if not fits:
         refusal = (
             f"{config.model} at {config.input_size}×{config.input_size}, batch"
-            f" {config.batch_size}, needs about {_gb(memory)} on {device.type} but only"
-            f" {_gb(available)} is available; use a smaller batch size or input size"
+            f" {config.batch_size}, needs about {gigabytes(memory)} on {device.type} but only"
+            f" {gigabytes(available)} is available; use a smaller batch size or input size"
         )
 
     measured = None
@@ -227,20 +227,3 @@ def measure_speed(config: TrainConfig, device: torch.device, budget_s: float = 1
     sync()
     per_image += (time.perf_counter() - start) / config.batch_size
     return 1.0 / per_image
-
-
-def eta_text(seconds: float) -> str:
-    """``about 25 s``, ``about 4 min``, ``about 2.5 h``, ``about 3 days``."""
-    if not math.isfinite(seconds):
-        return "unknown"
-    if seconds < 90:
-        return f"about {max(1, round(seconds))} s"
-    if seconds < 90 * 60:
-        return f"about {round(seconds / 60)} min"
-    if seconds < 48 * 3600:
-        return f"about {seconds / 3600:.1f} h"
-    return f"about {seconds / 86400:.1f} days"
-
-
-def _gb(n: int) -> str:
-    return f"{n / 1e9:.1f} GB"

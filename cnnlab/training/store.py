@@ -25,12 +25,17 @@ from typing import Any
 
 from cnnlab.errors import UserError
 from cnnlab.paths import home
-
-QUEUED, RUNNING = "queued", "running"
-FINISHED, FAILED, STOPPED, INTERRUPTED = "finished", "failed", "stopped", "interrupted"
-STATUSES = (QUEUED, RUNNING, FINISHED, FAILED, STOPPED, INTERRUPTED)
-ACTIVE = (QUEUED, RUNNING)
-DONE = (FINISHED, FAILED, STOPPED, INTERRUPTED)
+from cnnlab.training.names import (  # noqa: F401  (statuses are part of the store's interface)
+    ACTIVE,
+    DONE,
+    FAILED,
+    FINISHED,
+    INTERRUPTED,
+    QUEUED,
+    RUNNING,
+    STATUSES,
+    STOPPED,
+)
 
 HEARTBEAT_TIMEOUT_S = 60.0
 """A running run whose heartbeat is older than this is taken for dead (the engine beats ~1 s)."""

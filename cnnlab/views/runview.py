@@ -21,18 +21,12 @@ import numpy as np
 import pandas as pd
 
 from cnnlab.errors import UserError
+from cnnlab.format import duration_text, percent
 from cnnlab.training.store import Metric, Run
 
 RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{6,32}$")
 """What a run id in the URL may look like (the store makes 12 lower-case hex digits)."""
 
-STEP_KEYS = ("loss", "train_accuracy", "lr", "images_per_second", "eta_seconds", "progress")
-"""Recorded by the engine every few training steps (``train_accuracy``: running, on batches)."""
-EPOCH_KEYS = ("test_loss", "test_accuracy")
-"""Recorded once per epoch."""
-FINAL_KEYS = ("accuracy", "precision", "recall", "f1")
-"""The report's four numbers (test set, macro averages), recorded at the last step of a finished
-run together with ``train_seconds``, ``mean_images_per_second`` and ``total_seconds``."""
 
 TABLE_COLUMNS = (
     "id", "name", "model", "status", "params", "MACs/image", "accuracy", "F1",
@@ -57,40 +51,6 @@ def parse_run_id(value: object) -> str | None:
 
 # --- formatting -------------------------------------------------------------------------------
 
-_SI = ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
-
-
-def si(value: float | int | None, unit: str = "") -> str:
-    """``15_470_000_000`` → ``15.47 G`` (plus ``unit``); None → ``—``."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "—"
-    for scale, prefix in _SI:
-        if abs(value) >= scale:
-            text = f"{value / scale:.2f} {prefix}"
-            return f"{text}{unit}" if unit else text
-    text = f"{value:,.0f}" if float(value).is_integer() else f"{value:.3g}"
-    return f"{text} {unit}" if unit else text
-
-
-def duration_text(seconds: float | None) -> str:
-    """``3725`` → ``1 h 2 min``; ``42.4`` → ``42 s``; None → ``—``."""
-    if seconds is None or not math.isfinite(seconds):
-        return "—"
-    seconds = max(0.0, float(seconds))
-    if seconds < 60:
-        return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
-    minutes = seconds / 60
-    if minutes < 60:
-        whole, rest = divmod(round(seconds), 60)
-        return f"{whole} min {rest} s" if rest else f"{whole} min"
-    hours = int(minutes // 60)
-    if hours < 48:
-        return f"{hours} h {int(minutes - 60 * hours)} min"
-    return f"{seconds / 86400:.1f} days"
-
-
-def percent(value: float | None, digits: int = 2) -> str:
-    return "—" if value is None or not math.isfinite(value) else f"{100 * value:.{digits}f} %"
 
 
 # --- live curves ------------------------------------------------------------------------------

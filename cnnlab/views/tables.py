@@ -13,47 +13,11 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from cnnlab.counting.rules import CONVENTIONS_MARKDOWN
-from cnnlab.counting.spec import shape_text as spec_shape_text
+from cnnlab.format import fmt_bytes, fmt_int, fmt_si, shape_text, tensor_shape_text
 
 if TYPE_CHECKING:
     from cnnlab.counting.analyse import Analysis
     from cnnlab.counting.crosscheck import ToolReport
-
-_SI = ((10**12, "T"), (10**9, "G"), (10**6, "M"), (10**3, "k"))
-
-
-def fmt_int(n: int) -> str:
-    """23296 → ``23,296``."""
-    return f"{int(n):,}"
-
-
-def fmt_si(n: float, unit: str = "") -> str:
-    """15_470_264_320 → ``15.47 G`` (``15.47 GMACs`` with ``unit="MACs"``)."""
-    sign = "-" if n < 0 else ""
-    n = abs(n)
-    for scale, prefix in _SI:
-        if n >= scale:
-            return f"{sign}{n / scale:.2f} {prefix}{unit}"
-    text = f"{int(n)}" if float(n).is_integer() else f"{n:.2f}"
-    return f"{sign}{text} {unit}".rstrip()
-
-
-def fmt_bytes(n: float) -> str:
-    """Bytes in decimal units: 4_000_000 → ``4.00 MB``."""
-    for scale, prefix in ((10**12, "TB"), (10**9, "GB"), (10**6, "MB"), (10**3, "kB")):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f} {prefix}"
-    return f"{int(n)} B"
-
-
-def shape_text(shape: Sequence[int] | None, drop_batch: bool = True) -> str:
-    """(1, 64, 55, 55) → ``64×55×55``; an empty or missing shape → ``—``."""
-    if not shape:
-        return "—"
-    dims = list(shape)
-    if drop_batch and len(dims) > 1 and dims[0] == 1:
-        dims = dims[1:]
-    return spec_shape_text(dims)
 
 
 def rows_frame(analysis: Analysis) -> pd.DataFrame:
@@ -62,7 +26,7 @@ def rows_frame(analysis: Analysis) -> pd.DataFrame:
         {
             "Layer": [r.name for r in analysis.rows],
             "Type": [r.type for r in analysis.rows],
-            "Output": [shape_text(r.output_shape) for r in analysis.rows],
+            "Output": [tensor_shape_text(r.output_shape) for r in analysis.rows],
             "Params": [r.params for r in analysis.rows],
             "MACs": [r.macs for r in analysis.rows],
             "FLOPs": [r.flops for r in analysis.rows],
@@ -95,8 +59,12 @@ def to_csv(analysis: Analysis) -> str:
             "name": [r.name for r in analysis.rows],
             "type": [r.type for r in analysis.rows],
             "group": [r.group for r in analysis.rows],
-            "input_shape": [shape_text(r.input_shape, drop_batch=False) for r in analysis.rows],
-            "output_shape": [shape_text(r.output_shape, drop_batch=False) for r in analysis.rows],
+            "input_shape": [
+                shape_text(r.input_shape) for r in analysis.rows
+            ],
+            "output_shape": [
+                shape_text(r.output_shape) for r in analysis.rows
+            ],
             "params": [r.params for r in analysis.rows],
             "trainable_params": [r.trainable_params for r in analysis.rows],
             "macs": [r.macs for r in analysis.rows],
@@ -150,7 +118,7 @@ def table_text(analysis: Analysis, formulas: bool = False) -> str:
         line = [
             r.name,
             r.type,
-            shape_text(r.output_shape),
+            tensor_shape_text(r.output_shape),
             fmt_int(r.params),
             fmt_int(r.macs) if r.counted else "not counted",
             fmt_int(r.flops) if r.counted else "not counted",
@@ -161,7 +129,7 @@ def table_text(analysis: Analysis, formulas: bool = False) -> str:
     body = _align(table, right={3, 4, 5})
     rule = "-" * max(len(line) for line in body)
     out = [
-        f"{analysis.model}  input {shape_text(analysis.input_shape, drop_batch=False)}",
+        f"{analysis.model}  input {tensor_shape_text(analysis.input_shape, drop_batch=False)}",
         rule,
         body[0],
         rule,
@@ -196,7 +164,7 @@ def to_markdown(analysis: Analysis, crosscheck: list[ToolReport] | None = None) 
     out = [
         f"# {analysis.model}: parameters and MACs by layer",
         "",
-        f"Input: {shape_text(analysis.input_shape, drop_batch=False)} (batch 1, fp32).",
+        f"Input: {tensor_shape_text(analysis.input_shape, drop_batch=False)} (batch 1, fp32).",
         "",
     ]
     if analysis.error:
@@ -209,7 +177,7 @@ def to_markdown(analysis: Analysis, crosscheck: list[ToolReport] | None = None) 
         macs = fmt_int(r.macs) if r.counted else "not counted"
         flops = fmt_int(r.flops) if r.counted else "not counted"
         out.append(
-            f"| {_md_cell(r.name)} | {r.type} | {shape_text(r.output_shape)} | "
+            f"| {_md_cell(r.name)} | {r.type} | {tensor_shape_text(r.output_shape)} | "
             f"{fmt_int(r.params)} | {_md_cell(r.params_formula)} | {macs} | "
             f"{_md_cell(r.macs_formula)} | {flops} |"
         )
