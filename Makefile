@@ -6,19 +6,37 @@ PORT ?= 8501
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# requirements*.txt say what cnnlab needs (ranges); requirements.lock pins the exact versions the
+# tests passed with (as pip constraints: it adds nothing, it only fixes versions). Refresh it on
+# purpose with `make lock`. torch stays at what the machine provides (2.14.1 / torchvision 0.29.1).
+LOCK := requirements.lock
+# pip-compile does not read pip's global constraint: pass the machine's torch cap when it has one.
+MACHINE_CAP := $(if $(wildcard /etc/xdg/pip/constraints.txt),-c /etc/xdg/pip/constraints.txt)
+CONSTRAINTS := $(if $(wildcard $(LOCK)),-c $(LOCK))
+LINT_PATHS := cnnlab pages tests benchmarks scripts app.py
 
-.PHONY: run test lint unit bench chromium worker clean
+.PHONY: run test lint unit bench chromium worker clean lock
 
-# Re-installs only when a requirements file changed.
-$(RUNTIME_STAMP): requirements.txt
+# Re-installs only when a requirements file or the lock changed.
+$(RUNTIME_STAMP): requirements.txt $(wildcard $(LOCK))
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q -r requirements.txt $(CONSTRAINTS)
 	@touch $@
 
-$(DEV_STAMP): $(RUNTIME_STAMP) requirements-dev.txt
-	$(PY) -m pip install -q -r requirements-dev.txt
+$(DEV_STAMP): $(RUNTIME_STAMP) requirements-dev.txt $(wildcard $(LOCK))
+	$(PY) -m pip install -q -r requirements-dev.txt $(CONSTRAINTS)
 	@touch $@
+
+# Re-resolve requirements*.txt with pip-tools' pip-compile (existing pins are kept unless
+# PIP_ARGS=--upgrade), then install exactly that. Review the diff before committing.
+lock: $(DEV_STAMP)
+	$(PY) -m piptools compile --quiet --strip-extras --allow-unsafe --no-header --no-emit-index-url --no-emit-find-links $(MACHINE_CAP) $(PIP_ARGS) \
+		-o $(LOCK).new requirements-dev.txt
+	@{ sed -n '1,3p' $(LOCK); cat $(LOCK).new; } > $(LOCK).tmp && mv $(LOCK).tmp $(LOCK) && rm $(LOCK).new
+	$(PY) -m pip install -q -r requirements-dev.txt -c $(LOCK)
+	@touch $(RUNTIME_STAMP) $(DEV_STAMP)
+	@echo "wrote $(LOCK): $$(grep -c '==' $(LOCK)) pinned packages"
 
 run: $(RUNTIME_STAMP)
 	@PY=$(PY) PORT=$(PORT) scripts/serve.sh
@@ -33,8 +51,11 @@ chromium:
 	fi
 	@/usr/bin/chromium --version 2>/dev/null
 
+# ruff (lint + format check) over the whole tree; mypy over cnnlab/ (settings in pyproject.toml).
 lint: $(DEV_STAMP)
-	$(PY) -m ruff check cnnlab pages tests benchmarks app.py
+	$(PY) -m ruff check $(LINT_PATHS)
+	$(PY) -m ruff format --check $(LINT_PATHS)
+	$(PY) -m mypy
 
 test: $(DEV_STAMP) chromium lint
 	$(PY) -m pytest -q -ra

@@ -11,21 +11,39 @@ import torch
 from cnnlab.errors import UserError
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA if present, else MPS, else CPU; an unavailable device is a UserError."""
-    if name == "auto":
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """The one device rule, for training and for latency timing alike.
+
+    ``auto`` → CUDA if present, else MPS (Apple), else CPU. An explicit ``cpu``, ``cuda``,
+    ``cuda:N``, ``mps`` (or a ``torch.device``) is used as given if this machine has it; an
+    unavailable or unknown device is a :class:`UserError`, never a silent fallback.
+    """
+    text = str(name).strip().lower()
+    if text == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         if _mps_available():
             return torch.device("mps")
         return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("device cuda is not available here (no CUDA GPU); use --device cpu")
-    if name == "mps" and not _mps_available():
-        raise UserError("device mps is not available here (no Apple GPU); use --device cpu")
-    if name not in ("cpu", "cuda", "mps"):
-        raise UserError(f"unknown device {name!r} (use auto, cpu, cuda or mps)")
-    return torch.device(name)
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise UserError(f"unknown device {str(name)!r} (use auto, cpu, cuda or mps)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("device cuda is not available here (no GPU with CUDA); use cpu")
+    if device.type == "mps" and not _mps_available():
+        raise UserError("device mps is not available here (no Apple GPU); use cpu")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise UserError(f"unknown device {str(name)!r} (use auto, cpu, cuda or mps)")
+    return device
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued kernels (a no-op on CPU): timings then cover the work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
 
 
 def _mps_available() -> bool:

@@ -6,27 +6,29 @@ table, the CLI or a message. Missing values (None, NaN, ∞) print as ``—``.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Iterable, Sequence
+from typing import TypeGuard
 
 MISSING = "—"
 _SI = ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
 
 
-def _missing(value: float | int | None) -> bool:
-    return value is None or (isinstance(value, float) and not math.isfinite(value))
+def _present(value: float | int | None) -> TypeGuard[float | int]:
+    """Not missing: neither None nor NaN nor ±∞."""
+    return value is not None and not (isinstance(value, float) and not math.isfinite(value))
 
 
 def fmt_int(n: int | None) -> str:
     """23296 → ``23,296``; None → ``—``."""
-    return MISSING if _missing(n) else f"{int(n):,}"  # type: ignore[arg-type]
+    return f"{int(n):,}" if _present(n) else MISSING
 
 
 def fmt_si(value: float | int | None, unit: str = "") -> str:
     """15_470_264_320 → ``15.47 G`` (``15.47 GMACs`` with ``unit="MACs"``); 12 → ``12``."""
-    if _missing(value):
+    if not _present(value):
         return MISSING
-    assert value is not None
     for scale, prefix in _SI:
         if abs(value) >= scale:
             return f"{value / scale:.2f} {prefix}{unit}"
@@ -63,14 +65,14 @@ def tensor_shape_text(shape: Sequence[int] | None, drop_batch: bool = True) -> s
 
 def percent(value: float | None, digits: int = 2) -> str:
     """0.98891 → ``98.89 %``; None → ``—``."""
-    return MISSING if _missing(value) else f"{100 * value:.{digits}f} %"  # type: ignore[operator]
+    return f"{100 * value:.{digits}f} %" if _present(value) else MISSING
 
 
 def duration_text(seconds: float | None) -> str:
     """A measured duration: ``3725`` → ``1 h 2 min``; ``42.4`` → ``42 s``; None → ``—``."""
-    if _missing(seconds):
+    if not _present(seconds):
         return MISSING
-    seconds = max(0.0, float(seconds))  # type: ignore[arg-type]
+    seconds = max(0.0, float(seconds))
     if seconds < 60:
         return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
     minutes = seconds / 60
@@ -81,6 +83,13 @@ def duration_text(seconds: float | None) -> str:
     if hours < 48:
         return f"{hours} h {int(minutes - 60 * hours)} min"
     return f"{seconds / 86400:.1f} days"
+
+
+def timestamp_text(seconds: float | None) -> str:
+    """Unix seconds as local time: ``2026-03-01 14:05:09``; None → ``—``."""
+    if not _present(seconds):
+        return MISSING
+    return dt.datetime.fromtimestamp(float(seconds)).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def eta_text(seconds: float) -> str:

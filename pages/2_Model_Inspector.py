@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-import json
-
-import pandas as pd
 import streamlit as st
 
-from cnnlab.counting import zoo
-from cnnlab.counting.analyse import Analysis, analyse_zoo
-from cnnlab.counting.check import check_user_params
-from cnnlab.counting.crosscheck import ToolReport, crosscheck
+from cnnlab.counting.crosscheck import ToolReport
 from cnnlab.counting.rules import CONVENTIONS_MARKDOWN
 from cnnlab.counting.spec import StackSpec
 from cnnlab.errors import UserError
 from cnnlab.format import shape_text
-from cnnlab.views.charts import kind_share_bars, lesson, model_layer_bars
-from cnnlab.views.tables import (
-    crosscheck_markdown,
-    fmt_int,
-    fmt_si,
-    rows_frame,
-    to_csv,
-    to_markdown,
-)
+from cnnlab.views import inspector
+from cnnlab.views.tables import crosscheck_markdown
 from cnnlab.views.ui import page_header
-
-CONV_LAB = "Conv Lab stack"
-MNIST_SIZES = (28, 32, 64, 224)
-CROSSCHECK_MAX_PARAMS = 200_000_000
 
 page_header(
     "Model Inspector",
@@ -37,32 +20,25 @@ page_header(
     "torchvision classifier — checked against torchinfo, fvcore and PyTorch's FLOP counter.",
 )
 ss = st.session_state
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def cached_analysis(
-    name: str, shape: tuple[int, int, int], mnist: bool, spec_json: str | None, separable: bool
-) -> Analysis:
-    spec = StackSpec.from_dict(json.loads(spec_json), validate=False) if spec_json else None
-    return analyse_zoo(name, input_shape=shape, mnist=mnist, spec=spec, separable=separable)
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def cached_crosscheck(
-    name: str, shape: tuple[int, int, int], mnist: bool, spec_json: str | None
-) -> list[ToolReport]:
-    spec = StackSpec.from_dict(json.loads(spec_json), validate=False) if spec_json else None
-    return crosscheck(name, input_shape=shape, mnist=mnist, spec=spec)
-
+PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
+NUMBER = st.column_config.NumberColumn
+TEXT = st.column_config.TextColumn
+TABLE_COLUMNS = {
+    "Layer": TEXT("Layer", pinned=True),
+    "Name": TEXT("Name", pinned=True, width="small", help="The name a course uses (conv1 … fc8)"),
+    "Output": TEXT("Output"),
+    "Params": NUMBER("Params", format="localized"),
+    "Params formula": TEXT("Params formula", width="medium"),
+    "MACs": NUMBER("MACs", format="localized"),
+    "MACs formula": TEXT("MACs formula", width="large"),
+    "FLOPs": NUMBER("FLOPs", format="localized"),
+    "Activations (bytes)": NUMBER("Activations (bytes)", format="localized", help="fp32, batch 1"),
+}
 
 # ---------------------------------------------------------------- model and input
 
 lab_spec = ss.get("conv_lab_spec")
-names = list(zoo.ZOO)
-if lab_spec:
-    names.append(CONV_LAB)
-names += [n for n in zoo.list_models() if n not in zoo.ZOO]
-
+names = inspector.model_choices(bool(lab_spec))
 with st.container(key="insp-controls"):
     m_col, x_col, s_col = st.columns([2, 1, 1], vertical_alignment="bottom")
     last = ss.get("insp_last_model", "alexnet")
@@ -71,6 +47,7 @@ with st.container(key="insp-controls"):
         names,
         index=names.index(last) if last in names else names.index("alexnet"),
         key="insp_model",
+        format_func=inspector.model_label,
         help=f"The zoo first{', then your Conv Lab stack' if lab_spec else ''}, "
         "then every other torchvision classifier.",
     )
@@ -79,126 +56,81 @@ with st.container(key="insp-controls"):
         key="insp_mnist",
         help="First conv takes 1 channel, last classifier layer gives 10 outputs.",
     )
+    spec = StackSpec.from_dict(lab_spec, validate=False) if choice == inspector.CONV_LAB else None
+    if mnist:  # a size the model cannot take moves to the smallest offered one it takes
+        size, moved = inspector.settle_mnist_size(choice, int(ss.get("insp_size", 28)), spec)
+        if moved:
+            ss["insp_size"], ss["insp_size_note"] = size, (choice, size, moved)
     size = s_col.selectbox(
-        "MNIST input size", MNIST_SIZES, key="insp_size", disabled=not mnist,
+        "MNIST input size", inspector.MNIST_SIZES, key="insp_size", disabled=not mnist,
         help="28 is native MNIST; larger sizes are resized digits.",
     )  # fmt: skip
+    if note := inspector.model_note(choice):
+        st.caption(f"**{choice}**: {note}.")
+    moved_note = ss.get("insp_size_note")
+    if mnist and moved_note and moved_note[:2] == (choice, size):
+        st.container(key="insp-size-note").info(moved_note[2], icon="↕️")
 
 ss["insp_last_model"] = choice
-name = zoo.STACK if choice == CONV_LAB else choice
-spec_json = json.dumps(lab_spec, sort_keys=True) if choice == CONV_LAB else None
-spec = StackSpec.from_dict(lab_spec, validate=False) if spec_json else None
-
 if mnist:
     shape = (1, int(size), int(size))
     st.caption(f"Input: {shape_text(shape)} (MNIST digits, batch 1)")
 else:
-    default = zoo.default_input_shape(name, spec=spec)
-    if ss.get("insp_shape_for") != (choice, spec_json):  # a new model: its native input
+    default = inspector.native_input(choice, spec)
+    if ss.get("insp_shape_for") != (choice, spec):  # a new model: its native input
         ss["insp_c"], ss["insp_h"], ss["insp_w"] = default
-        ss["insp_shape_for"] = (choice, spec_json)
+        ss["insp_shape_for"] = (choice, spec)
     elif "insp_c" not in ss:  # back from another page: Streamlit dropped the widget state
         ss["insp_c"], ss["insp_h"], ss["insp_w"] = ss.get("insp_shape_saved", default)
     c_col, h_col, w_col, _ = st.columns([1, 1, 1, 3])
-    c_col.number_input("Channels", min_value=1, max_value=65_536, step=1, key="insp_c")
-    h_col.number_input("Height", min_value=1, max_value=4096, step=1, key="insp_h")
-    w_col.number_input("Width", min_value=1, max_value=4096, step=1, key="insp_w")
+    c_col.number_input("Channels", step=1, key="insp_c")
+    h_col.number_input("Height", step=1, key="insp_h")
+    w_col.number_input("Width", step=1, key="insp_w")
     shape = (int(ss["insp_c"]), int(ss["insp_h"]), int(ss["insp_w"]))
     ss["insp_shape_saved"] = shape
 
-try:
-    with st.spinner("Counting…"):
-        analysis = cached_analysis(name, shape, mnist, spec_json, False)
-        what_if = cached_analysis(name, shape, mnist, spec_json, True)
-except UserError as err:
-    with st.container(key="insp-error"):
-        st.error(str(err), icon="🚫")
+with st.spinner("Counting…"):
+    view = inspector.inspector_view(choice, input_shape=shape, mnist=mnist, spec=spec)
+if view.input_error:  # say what is wrong next to the input; show no stale numbers
+    st.container(key="insp-input-error").error(
+        f"{view.input_error}. Nothing is counted until the input is valid.", icon="🚫"
+    )
     st.stop()
-
-key_base = f"{choice}|{shape}|{mnist}|{spec_json}"
-
+if view.error:
+    st.container(key="insp-error").error(view.error, icon="🚫")
+    st.stop()
+key_base = f"{choice}|{shape}|{mnist}|{hash(spec)}"
 
 # ---------------------------------------------------------------- table, totals, footer
 
-st.subheader(f"{analysis.model} at {shape_text(shape)}")
-only_costly = st.toggle("Only layers with parameters or MACs", value=True, key="insp_only")
-frame = rows_frame(analysis)
-if only_costly:
-    frame = frame[(frame["Params"] > 0) | (frame["MACs"] > 0)]
+st.subheader(view.title)
+o_col, d_col = st.columns(2)
+only_costly = o_col.toggle("Only layers with parameters or MACs", value=True, key="insp_only")
+details = d_col.toggle("FLOPs and memory columns", key="insp_details")
+frame = view.layer_table(only_costly=only_costly, details=details)
 with st.container(key="insp-table"):
-    st.dataframe(
-        frame,
-        hide_index=True,
-        width="stretch",
-        column_config={
-            "Output": st.column_config.TextColumn("Output", width="medium"),
-            "Params": st.column_config.NumberColumn("Params", format="localized"),
-            "MACs": st.column_config.NumberColumn("MACs", format="localized", width="medium"),
-            "FLOPs": st.column_config.NumberColumn("FLOPs", format="localized", width="medium"),
-            "Activations (bytes)": st.column_config.NumberColumn(
-                "Activations (bytes)", format="localized", help="fp32 output, batch 1"
-            ),
-        },
-    )
-    st.caption(
-        f"{len(frame)} of {len(analysis.rows)} layers shown. MACs: conv and linear "
-        "multiply-accumulates, bias excluded (torchvision's convention); FLOPs add bias, "
-        "normalisation, activation and pooling work."
-    )
+    st.dataframe(frame, hide_index=True, width="stretch", column_config=TABLE_COLUMNS)
+    st.caption(view.table_caption(len(frame)))
 
-t = analysis.totals
-w = what_if.totals
 tot_col, foot_col = st.columns([1, 1])
 with tot_col, st.container(key="insp-totals", border=True):
     st.markdown("**Totals** — original vs every conv with kernel > 1 made depthwise-separable")
-    lines = [
-        "| | original | separable what-if | ratio |",
-        "|---|--:|--:|--:|",
-    ]
-    for label, ours, theirs in (
-        ("params", t.params, w.params),
-        ("trainable params", t.trainable_params, w.trainable_params),
-        ("MACs", t.macs, w.macs),
-        ("FLOPs", t.flops, w.flops),
-    ):
-        ratio = f"{theirs / ours:.3f}" if ours else "—"
-        lines.append(f"| {label} | {fmt_int(ours)} | {fmt_int(theirs)} | {ratio} |")
-    st.markdown("\n".join(lines))
-    st.caption(
-        f"MACs {fmt_si(t.macs, 'MACs')} → {fmt_si(w.macs, 'MACs')}; "
-        f"params {fmt_si(t.params)} → {fmt_si(w.params)}."
-    )
+    st.markdown(view.totals_markdown)
+    st.caption(view.totals_caption)
 with foot_col, st.container(key="insp-footer", border=True):
-    f = analysis.footer
     st.markdown("**torchinfo-style summary**")
-    st.code(
-        "\n".join(
-            [
-                f"Total params: {fmt_int(t.params)}",
-                f"Trainable params: {fmt_int(t.trainable_params)}",
-                f"Non-trainable params: {fmt_int(t.params - t.trainable_params)}",
-                f"Total mult-adds (MACs): {fmt_si(t.macs)}",
-                f"Input size (MB): {f.input_mb:.2f}",
-                f"Forward/backward pass size (MB): {f.forward_backward_mb:.2f}",
-                f"Params size (MB): {f.params_mb:.2f}",
-                f"Estimated Total Size (MB): {f.total_mb:.2f}",
-            ]
-        ),
-        language=None,
-    )
+    st.code(view.footer, language=None)
     st.caption("MB = 10⁶ bytes; fp32; the pass size counts every layer's output twice.")
-
 
 # ---------------------------------------------------------------- charts
 
 st.subheader("Where the parameters and the MACs are")
 with st.container(key="insp-lesson"):
-    st.info(lesson(analysis))
-with st.container(key="insp-chart-layers"):
-    st.plotly_chart(model_layer_bars(analysis), width="stretch")
-with st.container(key="insp-chart-share"):
-    st.plotly_chart(kind_share_bars(analysis), width="stretch")
-
+    st.info(view.lesson)
+for chart, key in zip(view.charts, ("insp-chart-layers", "insp-chart-share"), strict=True):
+    with st.container(key=key):
+        st.markdown(f"**{chart.title}**")
+        st.plotly_chart(chart.figure, width="stretch", config=PLOTLY_CONFIG)
 
 # ---------------------------------------------------------------- cross-check
 
@@ -210,123 +142,81 @@ with st.container(key="insp-crosscheck", border=True):
         "pass with real (random) weights, so this takes a few seconds; results are cached per "
         "model and input."
     )
-    too_big = t.params > CROSSCHECK_MAX_PARAMS
-    if st.button("Run the cross-check", key="insp_cc_run", disabled=too_big):
+    if st.button("Run the cross-check", key="insp_cc_run", disabled=bool(view.crosscheck_refusal)):
         with st.spinner("Running torchinfo, fvcore and FlopCounterMode on real weights…"):
             try:
-                ss[cc_key] = cached_crosscheck(name, shape, mnist, spec_json)
+                ss[cc_key] = view.run_crosscheck()
             except UserError as err:
                 st.error(f"Cross-check failed: {err}")
-    if too_big:
-        st.caption(
-            f"{fmt_si(t.params)} parameters is too large to build with real weights here "
-            f"(limit {fmt_si(CROSSCHECK_MAX_PARAMS)})."
-        )
+    if view.crosscheck_refusal:
+        st.caption(view.crosscheck_refusal)
     reports: list[ToolReport] | None = ss.get(cc_key)
     if reports:
         st.markdown(crosscheck_markdown(reports))
         st.markdown(
             "**Why they differ:** every tool counts the same parameters, but not the same "
             "operations — torchinfo adds the bias to its mult-adds, fvcore counts one fused "
-            "multiply-add as one \"flop\" and adds batch norm but skips max-pooling, and "
+            'multiply-add as one "flop" and adds batch norm but skips max-pooling, and '
             "FlopCounterMode counts 2 FLOPs per multiply-add for conv and matmul only. The "
             "numbers differ by convention, not by error."
         )
     with st.expander("Counting conventions (cnnlab's rule table)"):
         st.markdown(CONVENTIONS_MARKDOWN)
 
-
 # ---------------------------------------------------------------- check my calculation
 
 st.subheader("Check my calculation")
 st.markdown(
     "Type your own parameter count for each layer (commas are fine), or paste a column of "
-    "numbers in table order. Wrong cells are flagged with the correct formula and value."
+    "numbers in table order and put it in the table. Wrong cells are flagged with the correct "
+    "formula and value; text that is not a number is reported apart."
 )
-param_rows = [row for row in analysis.rows if row.params > 0]
-source_key = f"insp_check_source|{key_base}"
-if source_key not in ss:
-    ss[source_key] = pd.DataFrame(
-        {
-            "Layer": [row.name for row in param_rows],
-            "Type": [row.type for row in param_rows],
-            "Your params": pd.Series([None] * len(param_rows), dtype="object"),
-        }
-    )
+fill_key, note_key = f"insp_check_filled|{key_base}", f"insp_check_note|{key_base}"
+version_key, paste_key = f"insp_check_version|{key_base}", f"insp_check_paste|{key_base}"
+editor_key = f"insp_check_editor|{key_base}|{ss.get(version_key, 0)}"
+
+
+def put_column_in_table(rows: int) -> None:
+    cells = inspector.entered_cells(ss.get(fill_key, {}), ss.get(editor_key))
+    ss[fill_key], ss[note_key] = inspector.fill_from_column(cells, ss.get(paste_key, ""), rows)
+    ss[version_key], ss[paste_key] = ss.get(version_key, 0) + 1, ""  # a fresh editor shows them
+
+
+source = view.check_source(ss.get(fill_key))
 ed_col, paste_col = st.columns([3, 2])
 with ed_col, st.container(key="insp-check-editor"):
-    edited = st.data_editor(
-        ss[source_key],
-        key=f"insp_check_editor|{key_base}",
-        hide_index=True,
-        width="stretch",
-        placeholder="",
-        disabled=["Layer", "Type"],
-        column_config={"Your params": st.column_config.TextColumn("Your params")},
-    )
+    st.data_editor(
+        source, key=editor_key, hide_index=True, width="stretch", placeholder="",
+        disabled=[c for c in source.columns if c != inspector.CHECK_COLUMN],
+        column_config={inspector.CHECK_COLUMN: TEXT(inspector.CHECK_COLUMN)},
+    )  # fmt: skip
 with paste_col:
-    pasted = st.text_area(
-        "…or paste a column",
-        key=f"insp_check_paste|{key_base}",
-        height=200,
-        placeholder="23296\n307392\n663936\n…",
-    )
-user: dict[str, str | None] = {
-    str(layer): (None if value is None or pd.isna(value) else str(value))
-    for layer, value in zip(edited["Layer"], edited["Your params"], strict=True)
-}
-if pasted.strip():
-    lines = [line.strip() for line in pasted.splitlines() if line.strip()]
-    if len(lines) > len(param_rows):
-        st.warning(
-            f"You pasted {len(lines)} numbers for {len(param_rows)} layers with parameters; "
-            f"the first {len(param_rows)} are checked."
-        )
-    for row, line in zip(param_rows, lines, strict=False):
-        user[row.name] = line
-checks = check_user_params(analysis, user)
+    st.text_area("…or paste a column", key=paste_key, height=160, placeholder="23296\n307392\n…")
+    st.button("Put the column in the table", key="insp_check_fill",
+              on_click=put_column_in_table, args=(len(view.check_layers),))  # fmt: skip
+    if ss.get(note_key):
+        st.caption(ss[note_key])
+check = view.check(inspector.entered_cells(ss.get(fill_key, {}), ss.get(editor_key)))
 with st.container(key="insp-check-results"):
-    if checks:
-        wrong = [c for c in checks if not c.ok]
-        if wrong:
-            st.error(f"{len(wrong)} of {len(checks)} checked layers are wrong.")
-        else:
-            st.success(f"All {len(checks)} checked layers are right.")
-        st.dataframe(
-            pd.DataFrame(
-                {
-                    "": ["✅" if c.ok else "❌" for c in checks],
-                    "Layer": [c.name for c in checks],
-                    "You wrote": [
-                        fmt_int(c.user_value) if c.user_value is not None else "?"
-                        for c in checks
-                    ],
-                    "Correct": [c.correct for c in checks],
-                    "Formula": [c.formula for c in checks],
-                    "Message": [c.message for c in checks],
-                }
-            ),
-            hide_index=True,
-            width="stretch",
-            column_config={"Correct": st.column_config.NumberColumn(format="localized")},
-        )
+    if check.frame is None:
+        st.caption(check.summary)
     else:
-        st.caption("Nothing entered yet.")
-
+        {"error": st.error, "warning": st.warning, "success": st.success}[check.tone](check.summary)
+        st.dataframe(check.frame, hide_index=True, width="stretch",
+                     column_config={"Correct": NUMBER(format="localized")})  # fmt: skip
 
 # ---------------------------------------------------------------- export
 
 st.subheader("Export")
-stem = f"{choice.replace(' ', '_')}_{shape_text(shape)}{'_mnist' if mnist else ''}"
 e1, e2, _ = st.columns([1, 1, 3])
-e1.download_button(
-    "Table as CSV", to_csv(analysis), file_name=f"{stem}.csv", mime="text/csv", key="insp_csv"
-)
+e1.download_button("Table as CSV", view.csv(), file_name=f"{view.file_stem}.csv",
+                   mime="text/csv", key="insp_csv")  # fmt: skip
 e2.download_button(
     "Markdown report",
-    to_markdown(analysis, crosscheck=reports or None),
-    file_name=f"{stem}.md",
+    view.markdown(reports, check),
+    file_name=f"{view.file_stem}.md",
     mime="text/markdown",
     key="insp_md",
-    help="Formulas, totals, memory footer, the cross-check (when run) and the conventions.",
+    help="Formulas, totals, memory footer, the cross-check (when run), your checked cells "
+    "and the conventions.",
 )

@@ -1,20 +1,21 @@
-"""Runs page: every run (from this page or the CLI) in one table; compare, stop, rename, delete."""
+"""Runs page: every run (from this page or the CLI) in one table; compare, stop, rename, delete.
+
+The table follows the store by itself: a small fragment polls the store's change token every
+couple of seconds and reruns the page only when a run was added, changed or deleted elsewhere;
+the selection is kept by run id, so a new run at the top does not shift it.
+"""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from cnnlab.errors import UserError
-from cnnlab.training.store import Run, RunStore
-from cnnlab.views import run_charts, runview
+from cnnlab.training.store import RunStore
+from cnnlab.views import runs as rv
 from cnnlab.views.ui import open_run_store, page_header, worker_notice
 
-OVERLAY_KEYS = {
-    "loss": "training loss",
-    "train_accuracy": "training accuracy (running)",
-    "test_accuracy": "test accuracy (per epoch)",
-    "test_loss": "test loss (per epoch)",
-}
+REFRESH = "2s"
+TABLE = "runs-df"
 
 page_header(
     "Runs",
@@ -27,53 +28,63 @@ if store is None:
     st.stop()
 worker_notice(store)
 
+# The table's selection is kept as run ids: the rows it names are those of the table as drawn.
+shown: list[str] = st.session_state.get("runs-shown", [])
+state = st.session_state.get(TABLE)
+picked = [shown[i] for i in (state.selection.rows if state else []) if i < len(shown)]
+reselect = st.session_state.pop("runs-reselect", None)  # the runs an Undo brought back
+view = rv.runs_view(store, reselect or picked)
+if view.ids != tuple(shown) or reselect:  # rows moved: select the same runs in the new table
+    st.session_state[TABLE] = {"selection": {"rows": list(view.selected_rows)}}
+st.session_state["runs-shown"] = list(view.ids)
 
-def load(store: RunStore) -> tuple[list[Run], dict[str, dict[str, float]]]:
-    runs = store.list_runs()
-    return runs, {r.id: store.final_metrics(r.id) for r in runs}
+
+@st.fragment(run_every=REFRESH)
+def follow_store(store: RunStore, token: str) -> None:
+    """Rerun the page when the store changed since it was drawn (one small read otherwise)."""
+    try:
+        changed = store.change_token() != token
+    except UserError:
+        changed = False  # the next full run says what is wrong
+    if changed:
+        st.rerun(scope="app")
 
 
-try:
-    all_runs = store.list_runs()  # the table's own read (with final metrics) is in the fragment
-except UserError as err:
-    st.error(f"The run store cannot be read: {err}", icon="🚫")
+follow_store(store, view.token)
+if view.problem:
+    st.error(view.problem, icon="🚫")
     st.stop()
-if not all_runs:
+
+undo = st.session_state.get("runs-undo")
+if undo:
+    with st.container(key="undo-bar", border=True):
+        u1, u2 = st.columns([5, 1], vertical_alignment="center")
+        u1.success(
+            f"Moved {', '.join(name for _, name in undo)} to the trash "
+            f"(kept {rv.TRASH_DAYS} days).",
+            icon="🗑",
+        )
+        if u2.button("↩ Undo", key="undo-delete", width="stretch"):
+            problem = rv.restore_runs(store, [run_id for run_id, _ in undo])
+            st.session_state.pop("runs-undo", None)
+            if problem:
+                st.error(problem)
+            else:
+                st.session_state["runs-reselect"] = [run_id for run_id, _ in undo]
+                st.rerun()
+
+if not view.runs:
     st.info("No runs yet: start one on the **Train** page or with `python -m cnnlab train`.")
     st.page_link("pages/3_Train.py", label="Go to Train", icon="🏋️")
-    st.stop()
-
-
-@st.fragment(run_every="2s" if any(r.active for r in all_runs) else None)
-def runs_view(store: RunStore) -> None:
-    try:
-        runs, finals = load(store)
-    except UserError as err:
-        st.error(f"The run store cannot be read: {err}", icon="🚫")
-        return
-    frame = runview.runs_frame(runs, finals)
-    frame["error"] = [r.error or "" for r in runs]
+else:
     with st.container(key="runs-table"):
-        event = st.dataframe(
-            frame,
-            key="runs-df",
+        st.dataframe(
+            view.table,
+            key=TABLE,
             hide_index=True,
             on_select="rerun",
             selection_mode="multi-row",
-            column_order=[
-                "name",
-                "model",
-                "status",
-                "params",
-                "MACs/image",
-                "accuracy",
-                "F1",
-                "duration_s",
-                "device",
-                "created",
-                "error",
-                "id",
-            ],
+            column_order=rv.TABLE_ORDER,
             column_config={
                 "params": st.column_config.NumberColumn("params", format="localized"),
                 "MACs/image": st.column_config.NumberColumn("MACs/image", format="localized"),
@@ -84,25 +95,19 @@ def runs_view(store: RunStore) -> None:
                 "error": st.column_config.TextColumn("error", width="medium"),
             },
         )
-    rows = sorted(event.selection.rows) if event is not None else []
-    chosen = [runs[i] for i in rows if i < len(runs)]
-    if not chosen:
+    if not view.selected:
         st.caption("Select runs (the boxes on the left) to compare them, stop, rename or delete.")
-        return
-    actions(store, chosen)
-    compare(store, chosen, finals)
 
-
-def actions(store: RunStore, chosen: list[Run]) -> None:
+if view.selected:
     with st.container(key="run-actions", border=True):
-        for run in chosen:
-            if run.status in ("failed", "interrupted") and run.error:
-                st.error(f"**{run.name}** {run.status}: {run.error}")
-        single = chosen[0] if len(chosen) == 1 else None
-        active = [r for r in chosen if r.active]
+        for message in view.errors:
+            st.error(message)
+        single = view.single
         cols = st.columns([1, 2, 4] if single else [1, 6], vertical_alignment="bottom")
-        if cols[0].button(f"⏹ Stop ({len(active)})", key="stop-selected", disabled=not active):
-            for run in active:
+        stoppable = view.stoppable
+        stop = f"⏹ Stop ({len(stoppable)})"
+        if cols[0].button(stop, key="stop-selected", disabled=not stoppable):
+            for run in stoppable:
                 store.request_stop(run.id)
             st.rerun()
         if single is not None:
@@ -122,55 +127,54 @@ def actions(store: RunStore, chosen: list[Run]) -> None:
                         st.error(str(err))
                     else:
                         st.rerun()
-        deletable = [r for r in chosen if r.status != "running"]
+        deletable = view.deletable
         label = ", ".join(r.name for r in deletable)
         with st.expander(f"🗑 Delete {len(deletable)} run(s)", expanded=False):
             if not deletable:
                 st.caption("Running runs must be stopped before they can be deleted.")
             else:
+                st.caption(f"Deleted runs go to the trash for {rv.TRASH_DAYS} days (Undo).")
                 sure = st.checkbox(
                     f"Yes, delete {label} with their metrics and checkpoints", key="delete-confirm"
                 )
                 if st.button("Delete", key="delete-button", type="primary", disabled=not sure):
-                    try:
-                        for run in deletable:
-                            store.delete_run(run.id)
-                    except UserError as err:
-                        st.error(str(err))
+                    moved, problem = rv.trash_runs(store, deletable)
+                    st.session_state["runs-undo"] = [(r.id, r.name) for r in moved] or None
+                    st.session_state.pop("delete-confirm", None)
+                    if problem:
+                        st.error(problem)
                     else:
-                        st.session_state.pop("delete-confirm", None)
-                        st.rerun(scope="app")
+                        st.rerun()
 
-
-def compare(store: RunStore, chosen: list[Run], finals: dict[str, dict[str, float]]) -> None:
-    labels = runview.run_labels(chosen)
-    curves: dict[str, runview.Curves] = {}
-    for run in chosen:
-        c = runview.Curves(run.id)
-        c.extend(store.metrics(run.id, keys=list(OVERLAY_KEYS)))
-        curves[labels[run.id]] = c
-    st.subheader(f"Compare {len(chosen)} run(s)")
+    st.subheader(f"Compare {len(view.selected)} run(s)")
     with st.container(key="overlay"):
         k1, k2 = st.columns([2, 3])
         key = k1.selectbox(
-            "Curve", list(OVERLAY_KEYS), format_func=OVERLAY_KEYS.__getitem__, key="overlay-key"
-        )
+            "Curve", list(rv.OVERLAY_KEYS), format_func=rv.OVERLAY_KEYS.__getitem__,
+            key="overlay-key",
+        )  # fmt: skip
         smoothing = k2.slider(
-            "Smoothing",
-            0.0,
-            0.95,
-            0.6,
-            0.05,
-            key="overlay-smooth",
+            "Smoothing", 0.0, 0.95, 0.6, 0.05, key="overlay-smooth",
             disabled=key.startswith("test_"),
-        )
-        fig = run_charts.overlay_figure(curves, key, smoothing)
-        st.plotly_chart(fig, width="stretch", key="overlay-fig")
-    done = {labels[r.id]: finals.get(r.id, {}) for r in chosen if finals.get(r.id, {})}
+        )  # fmt: skip
+        st.plotly_chart(view.overlay(key, smoothing), width="stretch", key="overlay-fig")
     with st.container(key="compare-metrics"):
-        if any("accuracy" in f for f in done.values()):
-            st.plotly_chart(run_charts.final_bars(done), width="stretch", key="final-bars")
-        st.table(runview.compare_frame(chosen, finals))
+        if view.bars is not None:
+            st.plotly_chart(view.bars, width="stretch", key="final-bars")
+        st.table(view.compare)
 
-
-runs_view(store)
+if view.trash:
+    with st.expander(f"🗑 Trash ({len(view.trash)})", expanded=False), st.container(key="trash"):
+        st.caption(
+            f"Deleted runs stay here {rv.TRASH_DAYS} days, then are removed for good "
+            "(`python -m cnnlab runs list --trash`, `… runs restore ID`)."
+        )
+        names = {r.id: f"{r.name} ({r.model}, {r.status})" for r in view.trash}
+        chosen = st.multiselect("Runs to restore", list(names), format_func=names.__getitem__)
+        if st.button("Restore", key="restore-button", disabled=not chosen):
+            problem = rv.restore_runs(store, chosen)
+            if problem:
+                st.error(problem)
+            else:
+                st.session_state.pop("runs-undo", None)
+                st.rerun()

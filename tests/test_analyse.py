@@ -300,6 +300,15 @@ def stacks(draw: st.DrawFn) -> StackSpec:
     return StackSpec((c0, h, w), tuple(layers))
 
 
+def test_zoo_input_shapes_take_the_one_input_check() -> None:
+    with pytest.raises(UserError, match="input channels must be between 1 and 65,536, got 0"):
+        analyse_zoo("alexnet", input_shape=(0, 224, 224))
+    with pytest.raises(UserError, match="input height and width must be between 1 and 4096"):
+        analyse_zoo("alexnet", input_shape=(3, 5000, 224))
+    with pytest.raises(UserError, match="three whole numbers"):
+        analyse_zoo("alexnet", input_shape=(3, 224))  # type: ignore[arg-type]
+
+
 @settings(
     max_examples=EXAMPLES * 60 // 100, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
@@ -313,16 +322,24 @@ def test_random_valid_stacks_match_the_built_module(
     assert a.totals.params == sum(p.numel() for p in model.parameters())
     effective = spec if separable is None else with_separable(spec, separable)
     checks = check_stack(effective)
+    summaries = summarise_layers(spec, a)
     if spec.layers:
         assert a.rows[-1].output_shape == (1, *checks[-1].out_shape)  # type: ignore[misc]
-        assert sum(c.params for c in checks) == a.totals.params
-        assert sum(c.macs for c in checks) == a.totals.macs
+    # one counter (the rule table): each spec layer's params are its built tensors, and its
+    # MACs are what FlopCounterMode sees that layer do (conv and matmul FLOPs = 2 × MACs)
+    for s, check in zip(summaries, checks, strict=True):
+        block = model[s.index]
+        assert s.params == sum(p.numel() for p in block.parameters())
+        assert check.in_shape is not None
+        layer_counter = FlopCounterMode(display=False)
+        with layer_counter, torch.no_grad():
+            block.eval()(torch.empty((1, *check.in_shape), device="meta"))
+        assert layer_counter.get_total_flops() == 2 * s.macs
     # FlopCounterMode counts conv and matmul FLOPs only: exactly 2 × cnnlab's MACs
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
         model.eval()(torch.empty((1, *spec.input), device="meta"))
     assert counter.get_total_flops() == 2 * a.totals.macs
-    summaries = summarise_layers(spec, a)
     assert sum(s.params for s in summaries) == a.totals.params
 
 

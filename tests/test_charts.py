@@ -48,7 +48,7 @@ def test_separable_bars_show_each_conv_both_ways() -> None:
     assert list(sep_params.y) == [c.separable_params for c in comparisons]
     assert list(reg_macs.y) == [c.regular_macs for c in comparisons]
     assert list(sep_macs.y) == [c.separable_macs for c in comparisons]
-    assert list(reg_params.x) == ["#1 3×3 64→128", "#2 3×3 128→128"]
+    assert list(reg_params.x) == ["#0 3×3 64→128", "#1 3×3 128→128"]  # the table's row numbers
     assert reg_params.customdata[0] == f"{comparisons[0].regular_params:,}"
     json.loads(fig.to_json())
 

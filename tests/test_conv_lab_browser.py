@@ -212,3 +212,77 @@ def test_stack_reaches_the_inspector_and_survives_the_round_trip(
         f"{analyse_spec(changed).totals.macs:,}"
     )
     assert_no_exception(page)
+
+
+def grid_value(grid, column: int, row: int) -> str:  # type: ignore[no-untyped-def]
+    return cell(grid, column, row).inner_text().strip()
+
+
+def editor(page: Page):  # type: ignore[no-untyped-def]
+    """The layer editor once a rebuilt one has replaced the old (both show for a moment)."""
+    expect(page.locator(".st-key-lab-editor [data-testid='stDataFrame']")).to_have_count(1)
+    return grid_in(page, "lab-editor")
+
+
+def test_edits_survive_a_change_of_convolution_form(page: Page, app_url: str) -> None:
+    """Issue 17 bug 1: a kernel edit and a per-layer tick survive "all separable" / "all
+    regular" and back, the totals follow, and the separable boxes show the effective form."""
+    open_app(page, f"{app_url}/Conv_Lab")
+    grid = editor(page)
+    separable = column_of(grid, "separable")
+    toggle_cell(page, grid, separable, 1)
+    edit_cell(page, grid, column_of(grid, "kernel"), 0, "5")
+    edited = with_layer(with_layer(VGG, 0, kernel=5), 1, separable=True)
+    configured = page.locator(".st-key-lab-totals-configured")
+    expect(configured).to_contain_text(f"{analyse_spec(edited).totals.params:,}")
+
+    forms = page.locator(".st-key-lab-controls [data-testid='stRadio']")
+    for label, want in (("all separable", True), ("all regular", False)):
+        forms.get_by_text(label, exact=True).click()
+        wait_idle(page)
+        expect(configured).to_contain_text(
+            f"{analyse_spec(lab.effective_spec(edited, want and 'separable' or 'regular')).totals.params:,}"
+        )
+        expect(page.locator(".st-key-lab-totals-regular")).to_contain_text(
+            f"{analyse_spec(edited, separable=False).totals.params:,}"  # 352,512, not 221,440
+        )
+        grid = editor(page)
+        expect(cell(grid, column_of(grid, "kernel"), 0)).to_have_text("5")
+        for row in (0, 1):  # both convs show the form they are counted in
+            assert grid_value(grid, separable, row) == str(want).lower(), (label, row)
+        wait_idle(page)
+        config = link_config(page)
+        assert config.mode == ("separable" if want else "regular")
+        assert spec_of(config).layers == edited.layers  # each layer's own tick is kept
+    forms.get_by_text("per layer", exact=True).click()
+    wait_idle(page)
+    expect(configured).to_contain_text(f"{analyse_spec(edited).totals.params:,}")
+    grid = editor(page)
+    assert [grid_value(grid, separable, row) for row in (0, 1)] == ["false", "true"]
+    assert_no_exception(page)
+
+
+def test_out_of_range_channels_say_why_and_hide_stale_results(page: Page, app_url: str) -> None:
+    """Issue 17 bug 4: C = 0 or 99,999,999 is reported beside the input, and the results of the
+    last valid C are not shown as if current; a valid C brings them back."""
+    open_app(page, f"{app_url}/Conv_Lab")
+    channels = page.get_by_label("C", exact=True)
+    for value, reason in (
+        ("0", "input channels must be between 1 and 65,536, got 0"),
+        ("99999999", "input channels must be between 1 and 65,536, got 99999999"),
+    ):
+        channels.fill(value)
+        channels.press("Enter")
+        wait_idle(page)
+        expect(page.locator(".st-key-lab-input-error")).to_contain_text(reason)
+        expect(page.locator(".st-key-lab-totals-regular")).to_have_count(0)
+        expect(page.locator(".st-key-lab-table")).to_have_count(0)
+        expect(page.locator(".st-key-lab-chart-bars")).to_have_count(0)
+    channels.fill("32")
+    channels.press("Enter")
+    wait_idle(page)
+    expect(page.locator(".st-key-lab-input-error")).to_have_count(0)
+    expect(page.locator(".st-key-lab-totals-regular")).to_contain_text(
+        f"{analyse_spec(replace(VGG, input=(32, 112, 112))).totals.macs:,}"
+    )
+    assert_no_exception(page)

@@ -541,19 +541,17 @@ def test_no_unsafe_deserialisation_in_the_product() -> None:
 def convlab_pipeline(
     input_shape: tuple[int, int, int], layers: list[dict[str, Any]], mode: str, name: str = "stack"
 ) -> tuple[Any, dict[int, str], Any]:
-    """What pages/1_Conv_Lab.py does with the editor's rows: (stack, row messages, table)."""
-    from cnnlab.counting.analyse import analyse_spec, compare_separable, summarise_layers
-    from cnnlab.views import labstate as lab
+    """The Conv Lab page's view-model on the editor's rows: (stack, row messages, table).
 
-    stack = lab.parse_rows(input_shape, layers, name)
-    spec = lab.effective_spec(stack.spec, mode)
-    analysis = analyse_spec(spec)
-    analyse_spec(stack.spec, separable=False)
-    summaries = summarise_layers(spec, analysis)
-    messages = lab.row_messages(stack, spec)
-    compare_separable(spec)
-    table = lab.layer_table(stack, summaries, layers, spec)
-    return stack, messages, table
+    A stack the page cannot analyse at all (bad input shape, too many layers) raises its message.
+    """
+    from cnnlab.views import labstate as lab
+    from cnnlab.views.conv_lab import conv_lab_view
+
+    view = conv_lab_view(lab.LabConfig(input_shape, tuple(layers), mode, name))
+    if not view.ok:
+        raise UserError(view.input_error or view.stack_error or "")
+    return view.stack, view.messages, view.table
 
 
 def assert_row_error(messages: dict[int, str], table: Any, expect: dict[str, Any]) -> None:

@@ -11,7 +11,9 @@ import torch
 
 from cnnlab.errors import UserError
 from cnnlab.format import eta_text
-from cnnlab.training import checkpoints, evaluate, loop, recipe
+from train_helpers import SLOW, time_to_stop, wait_training
+
+from cnnlab.training import checkpoints, evaluate, loop, names, recipe
 from cnnlab.training.config import REPORT_PRESET, TrainConfig
 from cnnlab.training.data import load_mnist
 from cnnlab.training.estimate import estimate_cost
@@ -187,6 +189,25 @@ def test_stop_lands_within_two_seconds_and_keeps_metrics(store: RunStore):
     assert outcome[0].status == STOPPED
     kept = store.metrics(run_id, keys=["loss"])
     assert len(kept) >= 2 and store.final_metrics(run_id).get("accuracy") is None
+
+
+def test_stop_lands_within_two_seconds_even_in_the_middle_of_a_long_step(store: RunStore):
+    """Issue 17: a step of several seconds (VGG-16 at 224 on a CPU: ~12 s) used to hold a stop
+    until the step ended; the watcher now records it ``stopped`` within about a second."""
+    run_id = queued(store, SLOW)
+    outcome: list[loop.TrainResult] = []
+    worker = threading.Thread(target=lambda: outcome.append(loop.train(SLOW, store, run_id)))
+    worker.start()
+    wait_training(store, run_id)
+    time.sleep(0.3)  # well inside the first step (~7 s)
+    landed = time_to_stop(store, run_id)
+    run = store.get_run(run_id)
+    assert run.status == STOPPED and landed <= 2.0, (run.status, landed)
+    assert store.metric_count(run_id) == 0  # no step had ended: the stop did not wait for one
+    assert "mid-step" in run.error
+    worker.join(timeout=120)  # in-process, the loop runs on to its step boundary, then ends
+    assert outcome[0].status == STOPPED and store.get_run(run_id).status == STOPPED
+    assert store.get_artifact(run_id, names.CONFUSION_MATRIX) is None
 
 
 def test_failure_is_recorded_not_left_running(store: RunStore, tmp_path):

@@ -139,7 +139,11 @@ def valid_ish_specs(draw: st.DrawFn) -> dict[str, Any]:
 
 
 def _analyse_or_refuse(obj: Any, separable: bool | None) -> None:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
     from cnnlab.counting.analyse import analyse_spec
+    from cnnlab.counting.build import build_stack
     from cnnlab.counting.spec import StackSpec, check_stack
 
     try:
@@ -158,9 +162,15 @@ def _analyse_or_refuse(obj: Any, separable: bool | None) -> None:
         assert any(c.error for c in checks)
     else:
         assert not any(c.error for c in checks)
-        # shape arithmetic and the (meta-device) module analysis agree on the totals
-        assert analysis.totals.params == sum(c.params for c in checks)
-        assert analysis.totals.macs == sum(c.macs for c in checks)
+        # the one counter (the rule table) agrees with the built tensors and with
+        # FlopCounterMode, which counts conv and matmul FLOPs only: 2 × MACs
+        effective = analysis.spec or spec
+        model = build_stack(effective, device="meta")
+        assert analysis.totals.params == sum(p.numel() for p in model.parameters())
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            model.eval()(torch.empty((1, *effective.input), device="meta"))
+        assert counter.get_total_flops() == 2 * analysis.totals.macs
     if separable is None:  # strict parsing refuses exactly what the lenient path marks
         try:
             StackSpec.from_dict(obj)
@@ -278,22 +288,23 @@ def test_fuzz_trainconfig_model_check(model: str, size: Any) -> None:
 
 
 def _open_link(value: str) -> None:
-    """What the Conv Lab page does with a ``lab=`` value, up to the per-row messages."""
-    from cnnlab.counting.analyse import analyse_spec, summarise_layers
+    """What the Conv Lab page does with a ``lab=`` value: its view-model, on the editor's rows."""
+    from dataclasses import replace
+
     from cnnlab.views import labstate as lab
+    from cnnlab.views.conv_lab import conv_lab_view
 
     try:
         config = lab.decode_config(value)
-        layers = lab.layers_from_frame(lab.frame_from_layers(config.layers))
-        stack = lab.parse_rows(config.input, layers, config.name)
-        spec = lab.effective_spec(stack.spec, config.mode)
-        analysis = analyse_spec(spec)
-        messages = lab.row_messages(stack, spec)
-        lab.layer_table(stack, summarise_layers(spec, analysis), layers, spec)
     except UserError as err:
         one_line(err)
         return
-    for message in messages.values():
+    layers = lab.layers_from_editor(lab.editor_frame(config.layers, config.mode))
+    view = conv_lab_view(replace(config, layers=tuple(layers)))
+    for problem in (view.input_error, view.stack_error):
+        if problem is not None:
+            one_line(UserError(problem))
+    for message in view.messages.values():
         assert message.strip() and "\n" not in message
 
 

@@ -1,12 +1,16 @@
-"""The home page in a real browser: digit grid, dataset line, links, no exception."""
+"""The home page in a real browser: digit grid, dataset line, links, no exception; the titled
+navigation and the old page addresses; an unknown address says so; the theme follows the
+system and can be switched."""
 
 from __future__ import annotations
 
 import pytest
 from browser_helpers import assert_no_exception, open_app, screenshot
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 pytestmark = pytest.mark.browser
+
+PAGES = ("Home", "Conv Lab", "Model Inspector", "Train", "Runs")
 
 
 def test_home_page_shows_digits_and_dataset(page: Page, app_url: str) -> None:
@@ -21,3 +25,65 @@ def test_home_page_shows_digits_and_dataset(page: Page, app_url: str) -> None:
         expect(page.locator("[data-testid='stPageLink']").get_by_text(label)).to_be_visible()
     assert_no_exception(page)
     screenshot(page, "home")
+
+
+def test_titled_navigation_and_old_addresses(page: Page, app_url: str) -> None:
+    open_app(page, app_url)
+    nav = page.locator("[data-testid='stSidebarNav']")
+    expect(nav.locator("a")).to_have_count(len(PAGES))
+    for title in PAGES:
+        expect(nav.get_by_text(title, exact=True)).to_be_visible()
+    expect(nav.get_by_text("app", exact=True)).to_have_count(0)  # the file name is no title
+    expect(page.locator(".st-key-unknown-page")).to_have_count(0)
+    for path, heading in (
+        ("/Conv_Lab", "Conv Lab"),
+        ("/Model_Inspector", "Model Inspector"),
+        ("/Runs", "Runs"),
+        ("/Train?run=abcdef123456", "Train"),
+    ):
+        open_app(page, app_url + path)
+        expect(page.locator("h1").first).to_contain_text(heading)
+        expect(page.locator(".st-key-unknown-page")).to_have_count(0)
+        assert_no_exception(page)
+    assert "run=abcdef123456" in page.url  # the run id reached the Train page
+    expect(page.get_by_text("No run with id abcdef123456")).to_be_visible()
+
+
+def test_unknown_page_says_so(page: Page, app_url: str) -> None:
+    open_app(page, f"{app_url}/No_Such_Page")
+    notice = page.locator(".st-key-unknown-page")
+    expect(notice).to_contain_text("There is no page named No_Such_Page")
+    links = notice.locator("[data-testid='stPageLink']")
+    expect(links).to_have_count(len(PAGES))
+    expect(page.locator(".st-key-dataset-line")).to_contain_text("full MNIST")  # home below it
+    page.keyboard.press("Escape")  # Streamlit's own transient "Page not found" dialog
+    links.get_by_text("Runs").click()
+    expect(page.locator("h1").first).to_contain_text("Runs")
+    expect(page.locator(".st-key-unknown-page")).to_have_count(0)
+    assert page.url.endswith("/Runs")
+    assert_no_exception(page)
+
+
+@pytest.mark.parametrize(("scheme", "dark"), [("dark", True), ("light", False)])
+def test_theme_follows_the_system_and_can_be_switched(
+    browser: Browser, app_url: str, scheme: str, dark: bool
+) -> None:
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, color_scheme=scheme)
+    try:
+        page = context.new_page()
+        open_app(page, app_url)
+        background = "getComputedStyle(document.querySelector('[data-testid=stApp]'))"
+        luminance = page.evaluate(
+            f"() => {{ const [r, g, b] = {background}.backgroundColor.match(/\\d+/g).map(Number);"
+            " return (r + g + b) / 3; }"
+        )
+        assert (luminance < 80) == dark, luminance
+        page.locator("[data-testid='stMainMenu']").click()  # the ⋮ menu: theme choice
+        theme = page.get_by_role("menu", name="Main menu").get_by_role("group", name="Theme")
+        expect(theme.get_by_role("menuitemradio", name="System")).to_be_checked()
+        theme.get_by_role("menuitemradio", name="Light" if dark else "Dark").click()
+        expect(page.locator("[data-testid='stApp']")).to_have_css(
+            "background-color", "rgb(255, 255, 255)" if dark else "rgb(23, 22, 20)"
+        )
+    finally:
+        context.close()

@@ -1,6 +1,7 @@
 """The Runs page in a real browser: runs trained with the CLI on real MNIST subsets are listed
-with their numbers, two are overlaid and compared side by side; a failed run shows its error
-text; rename, and delete after a confirmation."""
+with their numbers, two are overlaid and compared side by side (settings included, bars from 0);
+a failed run shows its error text; rename, and delete after a confirmation, then Undo; runs
+created by another process appear by themselves while the selection stays."""
 
 from __future__ import annotations
 
@@ -103,6 +104,12 @@ def test_lists_overlays_and_compares_cli_runs(page: Page, app_url: str, cli_runs
             expect(compare).to_contain_text(name)
             expect(compare).to_contain_text(f"{100 * result['metrics']['accuracy']:.2f} %")
     expect(compare.locator("[data-testid='stPlotlyChart']")).to_be_visible()
+    table = compare.locator("[data-testid='stTable']")
+    for setting in ("learning rate", "batch size", "optimizer", "schedule", "seed"):
+        expect(table.get_by_role("rowheader", name=setting, exact=True)).to_be_visible()
+    row = table.get_by_role("row").filter(has=page.get_by_role("rowheader", name="learning rate"))
+    expect(row).to_contain_text("0.003")  # lenet5's --lr 3e-3
+    expect(compare.locator(".ytick text").first).to_have_text("0")  # the bars start at 0 %
 
     page.get_by_label("Curve").click()  # the selectbox: switch to test accuracy per epoch
     page.get_by_role("option", name="test accuracy (per epoch)").click()
@@ -154,4 +161,57 @@ def test_failed_run_error_rename_and_delete(
     expect(grid.locator("td", has_text="renamed run")).to_have_count(0)
     expect(grid.locator("td", has_text="cli lenet5")).to_have_count(1)
     assert store.get_run(run_id) is None
+    assert_no_exception(page)
+
+
+def test_undo_after_delete(page: Page, app_url: str, cli_runs, server_env: dict[str, str]) -> None:
+    store = RunStore(Path(server_env["CNNLAB_HOME"]) / "runs.db")
+    run_id = store.create_run({"model": "small-cnn"}, name="undo me", model="small-cnn",
+                              params=409_082, macs=1_420_032)  # fmt: skip
+    store.cancel(run_id)
+    open_app(page, f"{app_url}/Runs")
+    grid = grid_in(page, "runs-table")
+    toggle_row(page, grid, "undo me")
+    actions = page.locator(".st-key-run-actions")
+    actions.get_by_text("Delete 1 run(s)").click()
+    actions.get_by_text("Yes, delete undo me").click()
+    wait_idle(page)
+    actions.get_by_role("button", name="Delete", exact=True).click()
+    wait_idle(page)
+    expect(grid_in(page, "runs-table").locator("td", has_text="undo me")).to_have_count(0)
+    assert store.get_run(run_id) is None and store.get_run(run_id, trashed=True) is not None
+    bar = page.locator(".st-key-undo-bar")
+    expect(bar).to_contain_text("Moved undo me to the trash")
+    bar.get_by_role("button", name="Undo").click()
+    wait_idle(page)
+    expect(grid_in(page, "runs-table").locator("td", has_text="undo me")).to_have_count(1)
+    expect(page.locator(".st-key-undo-bar")).to_have_count(0)
+    assert store.get_run(run_id) is not None
+    expect(page.locator(".st-key-run-actions")).to_be_visible()  # selected again
+    expect(page.locator(".st-key-compare-metrics")).to_contain_text("undo me")
+    assert_no_exception(page)
+
+
+def test_runs_from_elsewhere_appear_and_the_selection_stays(
+    page: Page, app_url: str, cli_runs, server_env: dict[str, str]
+) -> None:
+    open_app(page, f"{app_url}/Runs")
+    grid = grid_in(page, "runs-table")
+    toggle_row(page, grid, "cli lenet5")
+    expect(page.get_by_text("Compare 1 run(s)")).to_be_visible()
+    # Another process adds runs while the page is open and nothing is training.
+    code = (
+        "import sys; from cnnlab.training.store import RunStore; s = RunStore(sys.argv[1])\n"
+        "for name in ('arrived later', 'arrived later too'):\n"
+        "    rid = s.create_run({'model': 'lenet5'}, name=name, model='lenet5', params=1, macs=1)\n"
+        "    s.cancel(rid)\n"
+    )
+    store_path = str(Path(server_env["CNNLAB_HOME"]) / "runs.db")
+    subprocess.run([sys.executable, "-c", code, store_path], cwd=ROOT, env=server_env, check=True)
+    for name in ("arrived later", "arrived later too"):  # no reload: within a few seconds
+        expect(grid.locator("td", has_text=name).first).to_be_attached(timeout=10_000)
+    wait_idle(page)
+    expect(page.get_by_text("Compare 1 run(s)")).to_be_visible()  # the same run, rows moved
+    expect(page.locator(".st-key-compare-metrics")).to_contain_text("cli lenet5")
+    expect(page.locator(".st-key-compare-metrics")).not_to_contain_text("arrived later")
     assert_no_exception(page)

@@ -13,6 +13,7 @@ from cnnlab.errors import UserError
 from cnnlab.format import duration_text, fmt_si, percent
 from cnnlab.training.data import load_mnist
 from cnnlab.training.store import RunStore
+from cnnlab.views import runs as runs_view_model
 from cnnlab.views import runview
 from cnnlab.views.runview import Curves
 
@@ -108,8 +109,8 @@ def test_runs_table_keeps_integers_exact(store: RunStore) -> None:
     store.finish_run(a, "finished")
     runs = store.list_runs()
     finals = {r.id: store.final_metrics(r.id) for r in runs}
-    frame = runview.runs_frame(runs, finals)
-    assert list(frame.columns) == list(runview.TABLE_COLUMNS)
+    frame = runs_view_model.runs_frame(runs, finals)
+    assert list(frame.columns) == list(runs_view_model.RUNS_COLUMNS)
     row = frame.set_index("id").loc[a]
     assert row["params"] == 421_642 and row["MACs/image"] == 2_998_272
     assert row["accuracy"] == pytest.approx(0.9876) and row["F1"] == pytest.approx(0.9811)
@@ -117,7 +118,7 @@ def test_runs_table_keeps_integers_exact(store: RunStore) -> None:
     assert row["duration_s"] >= 0
     other = frame.set_index("id").loc[b]
     assert other["status"] == "queued" and np.isnan(other["accuracy"])
-    side = runview.compare_frame(runs, finals)
+    side = runs_view_model.compare_frame(runs, finals)
     assert list(side.columns) == ["second", "first"]
     assert side.loc["params", "first"] == "421,642"
     assert side.loc["accuracy", "first"] == "98.76 %"
@@ -126,7 +127,7 @@ def test_runs_table_keeps_integers_exact(store: RunStore) -> None:
 
 def test_labels_are_unique_when_names_repeat(store: RunStore) -> None:
     ids = [_run(store, "same"), _run(store, "same"), _run(store, "other")]
-    labels = runview.run_labels(store.list_runs())
+    labels = runs_view_model.run_labels(store.list_runs())
     assert len(set(labels.values())) == 3
     assert labels[ids[2]] == "other"
 

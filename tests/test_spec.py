@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -11,10 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cnnlab.counting.spec import (
+    MAX_CHANNELS,
     MAX_LAYERS,
+    MAX_SPATIAL,
     PRESETS,
+    LayerCheck,
     LayerSpec,
     StackSpec,
+    check_input_shape,
     check_stack,
     dumps,
     load,
@@ -187,6 +192,43 @@ def test_size_limits_refused_before_building() -> None:
     assert "parameters; the limit is" in error_of(huge)
     wide = spec_text([{"type": "conv", "out_channels": 65536, "kernel": 1}], [3, 4096, 4096])
     assert "values (the limit)" in error_of(wide)
+
+
+def test_spec_checks_shapes_and_leaves_counting_to_the_rule_table() -> None:
+    # one counter: a LayerCheck carries shapes, never params or MACs (those come from
+    # cnnlab.counting.rules through analyse_spec)
+    assert {f.name for f in fields(LayerCheck)} == {
+        "index",
+        "in_shape",
+        "out_shape",
+        "error",
+        "receptive_field",
+    }
+    # the size guard bounds the weight tensors alone: 2 × 262,144 × 1,000 weights here
+    two_linears = [
+        {"type": "flatten"},
+        {"type": "linear", "out_features": 1000},
+        {"type": "linear", "out_features": 250_000},
+    ]
+    message = error_of(spec_text(two_linears, [64, 64, 64]))
+    assert message == (
+        "layer 2 (linear): the stack's weights alone would hold 512,144,000 parameters; "
+        "the limit is 500,000,000"
+    )
+
+
+def test_one_input_shape_check() -> None:
+    assert check_input_shape([3, 224, 224]) == (3, 224, 224)
+    with pytest.raises(UserError, match="input channels must be between 1 and 65,536, got 0"):
+        check_input_shape((0, 32, 32))
+    with pytest.raises(UserError, match="between 1 and 4096, got 5000×32"):
+        check_input_shape((3, 5000, 32))
+    with pytest.raises(UserError, match="three whole numbers"):
+        check_input_shape((3, 32))
+    big = (MAX_CHANNELS, MAX_SPATIAL, MAX_SPATIAL)
+    with pytest.raises(UserError, match="values"):
+        check_input_shape(big)
+    assert check_input_shape(big, max_values=None) == big
 
 
 def test_check_stack_receptive_fields_and_later_layers() -> None:

@@ -4,6 +4,7 @@ errors, and two processes writing at once."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -203,3 +204,125 @@ def test_two_processes_writing_at_once(store: RunStore):
     assert len({(m.step, m.key) for m in rows}) == len(rows)  # none duplicated
     assert store.metric_count(other) == 2 * n
     assert store.integrity_ok()
+
+
+# The schema of stores written before the trash existed (cnnlab/training/store.py as of commit
+# 35225bf): no ``deleted_at`` column.
+PREVIOUS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    model TEXT NOT NULL,
+    config TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created REAL NOT NULL,
+    started REAL,
+    ended REAL,
+    error TEXT,
+    device TEXT,
+    params INTEGER,
+    macs INTEGER,
+    pid INTEGER,
+    host TEXT,
+    heartbeat REAL,
+    stop_requested INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    step INTEGER NOT NULL,
+    epoch REAL NOT NULL,
+    key TEXT NOT NULL,
+    value REAL NOT NULL,
+    time REAL NOT NULL,
+    UNIQUE (run_id, step, key)
+);
+CREATE TABLE IF NOT EXISTS artifacts (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    path TEXT,
+    data TEXT,
+    created REAL NOT NULL,
+    PRIMARY KEY (run_id, kind)
+);
+CREATE TABLE IF NOT EXISTS workers (
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started REAL NOT NULL,
+    heartbeat REAL NOT NULL,
+    PRIMARY KEY (host, pid)
+);
+"""
+
+
+def test_a_store_from_before_the_trash_is_migrated(tmp_path: Path):
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(PREVIOUS_SCHEMA)
+        db.execute(
+            "INSERT INTO runs (id, name, model, config, status, created, params, macs)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            ("0123456789ab", "old run", "small-cnn", '{"epochs": 2}', "finished", 1.7e9, 1, 2),
+        )
+        db.execute(
+            "INSERT INTO metrics VALUES ('0123456789ab', 5, 1.0, 'accuracy', 0.98, 1700000100.0)"
+        )
+    store = RunStore(path)
+    with sqlite3.connect(path) as db:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+    assert "deleted_at" in columns
+    (run,) = store.list_runs()
+    assert run.name == "old run" and run.deleted_at is None and run.config == {"epochs": 2}
+    assert store.final_metrics(run.id) == {"accuracy": 0.98}
+    store.trash_run(run.id)
+    assert store.list_runs() == [] and [r.id for r in RunStore(path).list_trash()] == [run.id]
+    store.restore_run(run.id)
+    assert [r.name for r in store.list_runs()] == ["old run"] and store.integrity_ok()
+
+
+def test_trash_restore_and_purge(store: RunStore):
+    kept, other = new_run(store), new_run(store)
+    store.mark_running(kept, os.getpid(), "cpu")
+    store.finish_run(kept, FINISHED)
+    store.add_metrics(kept, [(1, 0.0, "loss", 1.0)])
+    store.put_artifact(kept, "confusion_matrix", [[1, 0], [0, 1]])
+    folder = store.run_dir(kept)
+    (folder / "checkpoint.pt").write_bytes(b"x")
+    before = store.change_token()
+    store.trash_run(kept)
+    assert store.change_token() != before  # a polling page notices
+    assert [r.id for r in store.list_runs()] == [other]  # the list leaves it out
+    assert store.get_run(kept) is None and store.get_run(kept, trashed=True) is not None
+    with pytest.raises(UserError, match="in the trash"):
+        store.require_run(kept)
+    assert store.stop_requested(kept)
+    # Everything is still there while it is in the trash.
+    assert store.metric_count(kept) == 1 and folder.exists() and store.artifacts(kept)
+    assert store.purge_trash() == []  # not old enough
+    restored = store.restore_run(kept)
+    assert restored.deleted_at is None and restored.status == FINISHED
+    assert {r.id for r in store.list_runs()} == {kept, other}
+    with pytest.raises(UserError, match="not in the trash"):
+        store.restore_run(kept)
+    with pytest.raises(UserError, match="no run"):
+        store.restore_run("feedfacecafe")
+
+    queued = new_run(store)  # a queued run is cancelled on its way to the trash
+    store.trash_run(queued)
+    assert store.restore_run(queued).status == STOPPED
+    assert not store.mark_running(queued, os.getpid(), "cpu")
+
+    running = new_run(store)
+    store.mark_running(running, os.getpid(), "cpu")
+    with pytest.raises(UserError, match="stop it first"):
+        store.trash_run(running)
+
+    store.trash_run(kept)
+    assert store.purge_trash(older_than_s=-1) == [kept]  # what opening the store does after 7 days
+    assert store.get_run(kept, trashed=True) is None and not folder.exists()
+    assert store.metric_count(kept) == 0 and store.artifacts(kept) == []
+    store.trash_run(other)
+    with sqlite3.connect(store.path) as db:  # deleted 8 days ago
+        db.execute("UPDATE runs SET deleted_at = deleted_at - 8 * 86400 WHERE id = ?", (other,))
+    RunStore(store.path)  # opening the store purges it
+    assert store.get_run(other, trashed=True) is None and store.list_trash() == []

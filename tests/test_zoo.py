@@ -12,8 +12,10 @@ from cnnlab.counting.zoo import (
     build_model,
     check_input,
     default_input_shape,
+    fit_input_size,
     list_models,
     parse_shape,
+    student_layer_names,
 )
 from cnnlab.errors import UserError
 
@@ -101,6 +103,34 @@ def test_check_input_names_the_layer_and_suggests_a_size() -> None:
         check_input("alexnet", input_shape=(1, 224, 224))
     with pytest.raises(UserError, match="takes exactly 224×224"):
         check_input("vit_b_16", input_shape=(3, 200, 200))
+
+
+def test_fit_input_size_is_the_smallest_offered_size_the_model_takes() -> None:
+    offered = (28, 32, 64, 224)
+    assert fit_input_size("alexnet-report", offered) == 64  # needs ≥ 63: 28 and 32 are too small
+    assert fit_input_size("vgg16", offered) == 32
+    assert fit_input_size("lenet5", offered) == 28
+    assert fit_input_size("vgg16", (28, 16)) is None
+    assert fit_input_size("vit_b_16", offered) == 224  # takes exactly 224×224
+    assert fit_input_size("alexnet", range(1, 225), mnist=False) == 63  # the long-list search
+    assert fit_input_size("stack", offered, spec=PRESETS["MNIST CNN"]) == 28
+
+
+def test_student_layer_names() -> None:
+    from cnnlab.counting.analyse import analyse_zoo
+
+    def names(model: str) -> dict[str, str]:
+        return student_layer_names(model, [(r.name, r.type) for r in analyse_zoo(model).rows])
+
+    alexnet = names("alexnet")
+    assert list(alexnet.values()) == [*(f"conv{i}" for i in range(1, 6)), "fc6", "fc7", "fc8"]
+    assert alexnet["features.0"] == "conv1" and alexnet["classifier.6"] == "fc8"
+    vgg = names("vgg16_bn")
+    assert vgg["features.0"] == "conv1_1" and list(vgg.values())[12:] == [
+        "conv5_3", "fc6", "fc7", "fc8",
+    ]  # fmt: skip
+    assert names("vgg19")["features.34"] == "conv5_4"
+    assert names("resnet18") == {}
 
 
 def test_parse_shape() -> None:

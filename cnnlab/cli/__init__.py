@@ -32,13 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     for name in SUBCOMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"cnnlab.cli.{name}")
-        except ModuleNotFoundError as err:  # a subcommand not built yet
-            if err.name == f"cnnlab.cli.{name}":
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(f"cnnlab.cli.{name}").register(sub)
     return parser
 
 

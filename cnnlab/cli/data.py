@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from cnnlab.training.data import data_info
+from cnnlab.format import fmt_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,17 +16,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cnnlab.training.data import data_info  # lazy: keeps `cnnlab --help` from importing torch
+
     info = data_info(args.data_dir)
     if args.json:
         print(json.dumps(info.to_dict()))
         return 0
     print(f"source:   {info.source}")
     print(f"location: {info.location}")
-    print(f"train:    {info.train_size:,} images")
-    print(f"test:     {info.test_size:,} images")
+    print(f"train:    {fmt_int(info.train_size)} images")
+    print(f"test:     {fmt_int(info.test_size)} images")
     print("class    " + " ".join(f"{d:>6}" for d in range(10)))
-    print("train    " + " ".join(f"{n:>6,}" for n in info.train_counts))
-    print("test     " + " ".join(f"{n:>6,}" for n in info.test_counts))
+    print("train    " + " ".join(fmt_int(n).rjust(6) for n in info.train_counts))
+    print("test     " + " ".join(fmt_int(n).rjust(6) for n in info.test_counts))
     if info.is_subset:
         print("note: the full MNIST was not found; this is the bundled 5,000-digit subset.")
     return 0

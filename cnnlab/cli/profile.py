@@ -12,11 +12,11 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from cnnlab.counting.spec import load
 from cnnlab.errors import UserError
-from cnnlab.format import fmt_int
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "profile",
         help="per-layer params, MACs and FLOPs of a model or a Conv Lab spec",
@@ -59,16 +59,17 @@ def _is_spec_path(target: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    # torch, torchvision and pandas load only when a profile runs: ``--help`` stays fast.
     from cnnlab.counting import zoo
     from cnnlab.counting.analyse import analyse_spec, analyse_zoo, to_json_dict
+    from cnnlab.counting.crosscheck import crosscheck, crosscheck_json
+    from cnnlab.views import tables
 
     if args.input and args.input_size:
         raise UserError("give --input or --input-size, not both")
     input_shape = zoo.parse_shape(args.input) if args.input else None
     spec = None
     if _is_spec_path(args.target):
-        from cnnlab.counting.spec import load
-
         spec = load(args.target)
         name = zoo.STACK
         if args.mnist:
@@ -104,8 +105,6 @@ def run(args: argparse.Namespace) -> int:
 
     reports = None
     if args.crosscheck:
-        from cnnlab.counting.crosscheck import crosscheck
-
         c, h, w = analysis.input_shape[1:]
         reports = crosscheck(
             name,
@@ -118,32 +117,13 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         payload = to_json_dict(analysis)
         if reports is not None:
-            from cnnlab.counting.crosscheck import crosscheck_json
-
             payload["crosscheck"] = crosscheck_json(reports)
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return 0
-    from cnnlab.views import tables as render
-
     if args.markdown:
-        sys.stdout.write(render.to_markdown(analysis, reports))
+        sys.stdout.write(tables.to_markdown(analysis, reports))
         return 0
-    sys.stdout.write(render.table_text(analysis, formulas=args.formulas))
+    sys.stdout.write(tables.table_text(analysis, formulas=args.formulas))
     if reports:
-        sys.stdout.write("\nCross-check (real forward pass):\n")
-        rows = [
-            [
-                r.tool,
-                r.quantity,
-                fmt_int(r.value),
-                r.includes + (f"; {r.note}" if r.note else ""),
-            ]
-            for r in reports
-        ]
-        widths = [max(len(row[i]) for row in rows) for i in range(3)]
-        for row in rows:
-            sys.stdout.write(
-                f"  {row[0].ljust(widths[0])}  {row[1].ljust(widths[1])}  "
-                f"{row[2].rjust(widths[2])}  {row[3]}\n"
-            )
+        sys.stdout.write("\nCross-check (real forward pass):\n" + tables.crosscheck_text(reports))
     return 0

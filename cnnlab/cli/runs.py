@@ -1,23 +1,41 @@
-"""``cnnlab runs``: list, show, stop, delete and rename training runs."""
+"""``cnnlab runs``: list, show, stop, rename, trash, restore and delete training runs."""
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 from typing import Any
 
-from cnnlab.training.store import Run, RunStore
+from cnnlab.format import duration_text, eta_text, fmt_int, percent, timestamp_text
+from cnnlab.training.names import (
+    ACCURACY,
+    CHECKPOINT,
+    CONFUSION_MATRIX,
+    ETA_SECONDS,
+    F1,
+    IMAGES_PER_SECOND,
+    PER_CLASS,
+    PRECISION,
+    PROGRESS,
+    QUEUED,
+    RECALL,
+    RUNNING,
+    TEST_LOSS,
+    TRAIN_SECONDS,
+)
+from cnnlab.training.store import TRASH_KEEP_S, Run, RunStore
 
-SUMMARY_KEYS = ("accuracy", "precision", "recall", "f1", "test_loss", "train_seconds")
+SUMMARY_KEYS = (ACCURACY, PRECISION, RECALL, F1, TEST_LOSS, TRAIN_SECONDS)
+TRASH_DAYS = f"{TRASH_KEEP_S / 86_400:.0f} days"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("runs", help="list, show, stop, delete or rename training runs")
+    p = sub.add_parser("runs", help="list, show, stop, rename, trash, restore or delete runs")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     ls = actions.add_parser("list", help="all runs, newest first")
     ls.add_argument("--json", action="store_true")
+    ls.add_argument("--trash", action="store_true", help="list the runs in the trash instead")
     ls.set_defaults(handler=list_runs)
 
     show = actions.add_parser("show", help="one run: config, status, final metrics")
@@ -29,7 +47,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     stop.add_argument("run_id", metavar="ID")
     stop.set_defaults(handler=stop_run)
 
-    delete = actions.add_parser("delete", help="delete a run with its metrics and files")
+    trash = actions.add_parser(
+        "trash", help=f"move a run to the trash (restorable for {TRASH_DAYS}, as on the Runs page)"
+    )
+    trash.add_argument("run_id", metavar="ID")
+    trash.set_defaults(handler=trash_run)
+
+    restore = actions.add_parser("restore", help="take a run out of the trash")
+    restore.add_argument("run_id", metavar="ID")
+    restore.set_defaults(handler=restore_run)
+
+    delete = actions.add_parser(
+        "delete", help="delete a run with its metrics and files, for good (no trash)"
+    )
     delete.add_argument("run_id", metavar="ID")
     delete.set_defaults(handler=delete_run)
 
@@ -53,8 +83,9 @@ def run_dict(run: Run, final: dict[str, float]) -> dict[str, Any]:
         "started": run.started,
         "ended": run.ended,
         "duration": run.duration,
+        "deleted_at": run.deleted_at,
         "metrics": {k: final[k] for k in SUMMARY_KEYS if k in final},
-        "progress": final.get("progress"),
+        "progress": final.get(PROGRESS),
         "config": run.config,
     }
 
@@ -62,15 +93,19 @@ def run_dict(run: Run, final: dict[str, float]) -> dict[str, Any]:
 def list_runs(args: argparse.Namespace) -> int:
     store = RunStore()
     store.reap_orphans()
-    runs = store.list_runs()
+    runs = store.list_trash() if args.trash else store.list_runs()
     rows = [run_dict(run, store.final_metrics(run.id)) for run in runs]
     if args.json:
         print(json.dumps(rows))
         return 0
     if not rows:
-        print("no runs yet: try `python -m cnnlab train --model small-cnn`")
+        if args.trash:
+            print(f"the trash is empty (deleted runs stay there {TRASH_DAYS})")
+        else:
+            print("no runs yet: try `python -m cnnlab train --model small-cnn`")
         return 0
-    header = ("ID", "NAME", "MODEL", "STATUS", "PARAMS", "MACs", "ACC", "F1", "TIME", "CREATED")
+    when = ("DELETED", "deleted_at") if args.trash else ("CREATED", "created")
+    header = ("ID", "NAME", "MODEL", "STATUS", "PARAMS", "MACs", "ACC", "F1", "TIME", when[0])
     table = [header]
     for r in rows:
         m = r["metrics"]
@@ -80,12 +115,12 @@ def list_runs(args: argparse.Namespace) -> int:
                 _clip(r["name"], 24),
                 r["model"],
                 r["status"],
-                _int(r["params"]),
-                _int(r["macs"]),
-                _pct(m.get("accuracy")),
-                _num(m.get("f1")),
-                _secs(r["duration"]),
-                _when(r["created"]),
+                fmt_int(r["params"]),
+                fmt_int(r["macs"]),
+                percent(m.get(ACCURACY)),
+                percent(m.get(F1)),
+                duration_text(r["duration"]),
+                timestamp_text(r[when[1]]),
             )
         )
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
@@ -99,9 +134,9 @@ def show_run(args: argparse.Namespace) -> int:
     store.reap_orphans()
     run = store.require_run(args.run_id)
     data = run_dict(run, store.final_metrics(run.id))
-    matrix = store.get_artifact(run.id, "confusion_matrix")
-    per_class = store.get_artifact(run.id, "per_class")
-    checkpoint = store.get_artifact(run.id, "checkpoint")
+    matrix = store.get_artifact(run.id, CONFUSION_MATRIX)
+    per_class = store.get_artifact(run.id, PER_CLASS)
+    checkpoint = store.get_artifact(run.id, CHECKPOINT)
     data["confusion_matrix"] = matrix.data if matrix else None
     data["per_class"] = per_class.data if per_class else None
     data["checkpoint"] = str(checkpoint.path) if checkpoint and checkpoint.path else None
@@ -109,17 +144,17 @@ def show_run(args: argparse.Namespace) -> int:
         print(json.dumps(data))
         return 0
     print(f"run {run.id}  {run.name}")
-    print(f"  model     {run.model} (params {_int(run.params)}, MACs/image {_int(run.macs)})")
+    print(f"  model     {run.model} (params {fmt_int(run.params)}, MACs/image {fmt_int(run.macs)})")
     status = run.status + (f": {run.error}" if run.error else "")
     print(f"  status    {status}")
-    print(f"  device    {run.device or '-'}   created {_when(run.created)}")
-    print(f"  duration  {_secs(run.duration)}")
+    print(f"  device    {run.device or '—'}   created {timestamp_text(run.created)}")
+    print(f"  duration  {duration_text(run.duration)}")
     latest = store.final_metrics(run.id)
-    if run.status == "running" and "progress" in latest:
+    if run.status == RUNNING and PROGRESS in latest:
+        speed = fmt_int(round(latest.get(IMAGES_PER_SECOND, 0)))
         print(
-            f"  progress  {100 * latest['progress']:.0f} %, about"
-            f" {latest.get('eta_seconds', 0):.0f} s left,"
-            f" {latest.get('images_per_second', 0):,.0f} images/s"
+            f"  progress  {percent(latest[PROGRESS], 0)}, {eta_text(latest.get(ETA_SECONDS, 0))}"
+            f" left, {speed} images/s"
         )
     cfg = run.config
     print(
@@ -143,10 +178,27 @@ def stop_run(args: argparse.Namespace) -> int:
     store = RunStore()
     run = store.require_run(args.run_id)
     if store.request_stop(run.id):
-        what = "cancelled" if run.status == "queued" else "stop requested (lands within 2 s)"
+        what = "cancelled" if run.status == QUEUED else "stop requested (lands within 2 s)"
         print(f"run {run.id}: {what}")
     else:
         print(f"run {run.id} is already {run.status}")
+    return 0
+
+
+def trash_run(args: argparse.Namespace) -> int:
+    store = RunStore()
+    store.reap_orphans()
+    run = store.trash_run(args.run_id)
+    print(
+        f"run {run.id} ({run.name}) moved to the trash for {TRASH_DAYS}:"
+        f" `python -m cnnlab runs restore {run.id}` brings it back"
+    )
+    return 0
+
+
+def restore_run(args: argparse.Namespace) -> int:
+    run = RunStore().restore_run(args.run_id)
+    print(f"run {run.id} ({run.name}) restored")
     return 0
 
 
@@ -163,26 +215,6 @@ def rename_run(args: argparse.Namespace) -> int:
     store.rename(args.run_id, args.name)
     print(f"run {args.run_id} renamed to {args.name.strip()!r}")
     return 0
-
-
-def _int(value: int | None) -> str:
-    return "-" if value is None else f"{value:,}"
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.2f}%"
-
-
-def _num(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
-
-
-def _secs(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f} s"
-
-
-def _when(ts: float | None) -> str:
-    return "-" if ts is None else dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _clip(text: str, n: int) -> str:

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
+from tqdm import tqdm
+
+from cnnlab.counting.spec import load
 from cnnlab.errors import UserError
 from cnnlab.training.config import DEVICES, INPUT_SIZES, OPTIMIZERS, SCHEDULES, TrainConfig
+from cnnlab.training.names import FINISHED, QUEUED, STOPPED
+from cnnlab.training.store import RunStore
+from cnnlab.training.watcher import STOPPED_MID_STEP_TEXT
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -56,8 +63,6 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if args.spec:
         if args.model != "stack":
             raise UserError("--spec goes with --model stack")
-        from cnnlab.counting.spec import load
-
         spec = load(args.spec).to_dict()
     config = TrainConfig(
         model=args.model,
@@ -81,13 +86,11 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    from cnnlab.training.store import RunStore
-
     store = RunStore()
     if args.background:
         return _background(config, store, args.json)
 
-    from cnnlab.training import estimate, loop
+    from cnnlab.training import estimate, loop  # torch: not imported for --help or --background
 
     estimate = estimate.estimate_cost(config)
     if args.estimate:
@@ -102,8 +105,6 @@ def run(args: argparse.Namespace) -> int:
     run_id = estimate.record(store, config)
     sys.stderr.write(f"run {run_id} ({config.model}) recorded in {store.path}\n")
 
-    from tqdm import tqdm
-
     bar: Any = None
 
     def progress(p: loop.Progress) -> None:
@@ -117,32 +118,47 @@ def run(args: argparse.Namespace) -> int:
             postfix["test"] = f"{p.test_accuracy:.4f}"
         bar.set_postfix(postfix, refresh=False)
 
+    def abandon() -> None:
+        """A stop landed mid-step (the watcher recorded it): report it and exit at once."""
+        if bar is not None:
+            bar.close()
+        _report(loop.TrainResult(run_id, STOPPED, error=STOPPED_MID_STEP_TEXT), args.json)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)  # the step under way may take many seconds more; nothing is left to save
+
     try:
-        result = loop.train(config, store, run_id, on_progress=progress)
+        result = loop.train(config, store, run_id, on_progress=progress, on_abandon=abandon)
     finally:
         if bar is not None:
             bar.close()
-    if args.json:
+    return _report(result, args.json)
+
+
+def _report(result: Any, as_json: bool) -> int:
+    """Print how a foreground run ended; 0 when it finished, else 1."""
+    run_id = result.run_id
+    if as_json:
         print(json.dumps(result.to_json()))
-    elif result.status == "finished":
+    elif result.status == FINISHED:
         m = result.metrics
         print(
             f"run {run_id}: accuracy {m['accuracy']:.4f}  precision {m['precision']:.4f}"
             f"  recall {m['recall']:.4f}  F1 {m['f1']:.4f}"
         )
         print(f"trained in {result.train_seconds:.1f} s ({result.images_per_second:,.0f} images/s)")
-    if result.status != "finished":
+    if result.status != FINISHED:
         sys.stderr.write(f"run {run_id}: {result.status}: {result.error or ''}\n")
         return 1
     return 0
 
 
-def _background(config: TrainConfig, store: Any, as_json: bool) -> int:
-    from cnnlab.training.queue import enqueue
+def _background(config: TrainConfig, store: RunStore, as_json: bool) -> int:
+    from cnnlab.training.queue import enqueue  # huey: only for --background
 
     run_id = enqueue(config, store)
     if as_json:
-        print(json.dumps({"run_id": run_id, "status": "queued"}))
+        print(json.dumps({"run_id": run_id, "status": QUEUED}))
     else:
         print(run_id)
     if store.workers_alive() == 0:

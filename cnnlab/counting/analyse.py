@@ -12,18 +12,24 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from torch import nn
 
 from cnnlab.counting import zoo
+from cnnlab.counting.build import build_stack
 from cnnlab.counting.probe import ForwardFailed, run_forward
 from cnnlab.counting.rules import count_module
+from cnnlab.counting.spec import (
+    StackSpec,
+    check_input_shape,
+    check_stack,
+    describe_layer,
+    layer_label,
+    with_separable,
+)
 from cnnlab.counting.transform import separable_model
 from cnnlab.errors import UserError
-
-if TYPE_CHECKING:
-    from cnnlab.counting.spec import StackSpec
 
 FP32_BYTES = 4
 
@@ -80,11 +86,6 @@ class Analysis:
     error_layer: int | None = None
     spec: StackSpec | None = field(default=None, compare=False)
     """For a spec analysis: the spec actually analysed (after any separable override)."""
-
-
-"""Leaves whose output has their input's shape: on ``meta`` they pass the input through
-(meta kernels for batch norm and activations decompose into many small ops and dominate the
-time of a shapes-only pass)."""
 
 
 def _group(name: str) -> str:
@@ -212,7 +213,7 @@ def analyse_zoo(
     if input_shape is None:
         input_shape = zoo.default_input_shape(name, mnist=mnist, input_size=input_size, spec=spec)
     else:
-        input_shape = _checked_input(input_shape)
+        input_shape = check_input_shape(input_shape, max_values=None)  # meta: nothing allocated
     model = zoo.build_model(name, mnist=mnist, device="meta", spec=spec)
     if separable:
         model = separable_model(model)
@@ -227,17 +228,6 @@ def analyse_zoo(
         raise UserError(zoo.explain_failure(name, model, tuple(input_shape), err)) from None
 
 
-def _checked_input(shape: Sequence[int]) -> tuple[int, int, int]:
-    if len(shape) != 3 or any(isinstance(s, bool) or not isinstance(s, int) for s in shape):
-        raise UserError(f"input shape must be three integers C×H×W, got {tuple(shape)}")
-    c, h, w = shape
-    if not (1 <= c <= 65_536) or not (1 <= h <= 4096) or not (1 <= w <= 4096):
-        raise UserError(
-            f"input shape {c}×{h}×{w} is out of range (channels 1–65,536, height/width 1–4096)"
-        )
-    return (c, h, w)
-
-
 # ---------------------------------------------------------------- specs
 
 
@@ -248,9 +238,6 @@ def analyse_spec(spec: StackSpec, separable: bool | None = None) -> Analysis:
     False makes every conv regular. Rows are grouped by spec layer (``group`` = its index) and
     carry that layer's receptive field.
     """
-    from cnnlab.counting.build import build_stack
-    from cnnlab.counting.spec import check_stack, layer_label, with_separable
-
     if separable is not None:
         spec = with_separable(spec, separable)
     checks = check_stack(spec)
@@ -331,8 +318,6 @@ def _join_formulas(rows: Sequence[LayerRow], attr: str, value_attr: str) -> str:
 
 def summarise_layers(spec: StackSpec, analysis: Analysis) -> list[SpecLayerSummary]:
     """One summary per spec layer (valid or not), from a :func:`analyse_spec` result."""
-    from cnnlab.counting.spec import check_stack, describe_layer
-
     spec = analysis.spec or spec
     checks = check_stack(spec)
     by_group: dict[str, list[LayerRow]] = {}
@@ -388,8 +373,6 @@ def compare_separable(spec: StackSpec) -> list[SeparableComparison]:
     Params include the layer's bias and batch norm as the spec sets them; ``ratio`` is
     separable / regular MACs and ``theory`` is 1/N + 1/k² (MobileNet v1, Eq. 5).
     """
-    from cnnlab.counting.spec import check_stack, with_separable
-
     checks = check_stack(spec)
     bad = next((c.index for c in checks if c.error is not None), len(spec.layers))
     wanted = [
@@ -471,5 +454,3 @@ def to_json_dict(analysis: Analysis) -> dict[str, Any]:
             for r in analysis.rows
         ],
     }
-
-

@@ -1,4 +1,4 @@
-""""Check my calculation": read a student's per-layer counts and compare them with the rules."""
+""" "Check my calculation": read a student's per-layer counts and compare them with the rules."""
 
 from __future__ import annotations
 
@@ -6,8 +6,13 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from cnnlab.counting.analyse import Analysis
+
+CheckStatus = Literal["right", "wrong", "unreadable", "unknown layer"]
+"""``right``/``wrong``: a number compared with the rule; ``unreadable``: not a whole number
+(counted apart, never as wrong); ``unknown layer``: no such layer in the model."""
 
 
 @dataclass(frozen=True)
@@ -20,6 +25,7 @@ class ParamCheck:
     ok: bool
     formula: str
     message: str
+    status: CheckStatus = "wrong"
 
 
 def parse_count(value: int | str | float | None) -> int | None:
@@ -44,8 +50,8 @@ def check_user_params(
 ) -> list[ParamCheck]:
     """Compare the user's per-layer parameter counts with cnnlab's; never raises on bad cells.
 
-    Keys are layer names (``features.0``); blank cells are skipped; an unreadable cell or an
-    unknown layer name is a failed check with a message.
+    Keys are layer names (``features.0``); blank cells are skipped; an unreadable cell
+    (status ``unreadable``) or an unknown layer name is a failed check with a message.
     """
     rows = {r.name: r for r in analysis.rows}
     checks = []
@@ -58,7 +64,9 @@ def check_user_params(
             continue
         row = rows.get(name)
         if row is None:
-            checks.append(ParamCheck(name, None, 0, False, "", f"no layer named {name!r}"))
+            checks.append(
+                ParamCheck(name, None, 0, False, "", f"no layer named {name!r}", "unknown layer")
+            )
             continue
         value = parse_count(raw)
         if value is None:
@@ -70,6 +78,7 @@ def check_user_params(
                     False,
                     row.params_formula,
                     f"{name}: could not read {raw!r} as a whole number",
+                    "unreadable",
                 )
             )
             continue
@@ -79,5 +88,9 @@ def check_user_params(
             if ok
             else f"{name}: you wrote {value:,}; correct is {row.params_formula}"
         )
-        checks.append(ParamCheck(name, value, row.params, ok, row.params_formula, message))
+        checks.append(
+            ParamCheck(
+                name, value, row.params, ok, row.params_formula, message, "right" if ok else "wrong"
+            )
+        )
     return checks

@@ -154,7 +154,7 @@ def run_forward(model: nn.Module, input_shape: Sequence[int]) -> list[_Record]:
         handles.append(module.register_forward_hook(post_hook(name, label)))
         is_free = device.type == "meta" and isinstance(module, SHAPE_PRESERVING)
         if is_free and "forward" not in module.__dict__:
-            module.forward = _passthrough  # type: ignore[method-assign]
+            module.forward = _passthrough
             shortcut.append(module)
     was_training = model.training
     try:

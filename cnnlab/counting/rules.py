@@ -377,8 +377,12 @@ register(
 # ---------------------------------------------------------------- pooling
 
 
+_POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
+
+
 def _pool_kernel(module: nn.Module, ndim: int) -> tuple[int, ...]:
-    return _as_tuple(module.kernel_size, ndim)  # type: ignore[arg-type]
+    assert isinstance(module, _POOLS)
+    return _as_tuple(module.kernel_size, ndim)
 
 
 @register(

@@ -1,7 +1,10 @@
 """Conv Lab layer stacks: dataclasses, JSON in/out, validation with one precise line per error.
 
-No torch here: a spec is checked by shape arithmetic (output shapes, receptive fields, size
-limits) before anything is built, so a bad or huge spec is refused before memory is allocated.
+No torch here, and no counting: a spec is checked by shape arithmetic (output shapes, receptive
+fields, size limits) before anything is built, so a bad or huge spec is refused before memory is
+allocated. Every params/MACs figure cnnlab shows comes from the one rule table
+(:mod:`cnnlab.counting.rules`, via :func:`cnnlab.counting.analyse.analyse_spec`); the size guard
+here only bounds the weight tensors a stack would allocate.
 
 JSON shape (omitted keys take the defaults; pooling stride defaults to the kernel)::
 
@@ -21,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -68,8 +71,8 @@ MAX_CHANNELS = 65_536
 MAX_FEATURES = 1_048_576
 MAX_SPATIAL = 4096
 MAX_ACTIVATION = 2**28  # values in one layer's output (1 GiB in fp32)
-MAX_PARAMS = 500_000_000
-MAX_MACS = 10**12
+MAX_PARAMS = 500_000_000  # weight elements (conv kernels, linear matrices) of a whole stack
+MAX_MACS = 10**12  # multiply-accumulates those weights do for one input
 MAX_NAME = 100
 
 _INT_FIELDS = ("out_channels", "kernel", "stride", "padding", "dilation", "groups", "out_features")
@@ -297,8 +300,17 @@ def _jsonable(value: Any) -> bool:
     return True
 
 
-def check_input_shape(shape: tuple[int, ...]) -> None:
-    """Raise :class:`UserError` unless ``shape`` is a C×H×W within the limits."""
+def check_input_shape(
+    shape: Sequence[int], *, max_values: int | None = MAX_ACTIVATION
+) -> tuple[int, int, int]:
+    """``shape`` as a (C, H, W) tuple; :class:`UserError` unless it is within the limits.
+
+    THE check of an input shape: channels 1…:data:`MAX_CHANNELS`, height and width
+    1…:data:`MAX_SPATIAL`, and (unless ``max_values`` is None) at most ``max_values`` values —
+    a Conv Lab stack keeps every activation under :data:`MAX_ACTIVATION`; a zoo model, analysed
+    on the meta device, passes ``max_values=None``.
+    """
+    shape = tuple(shape)
     if len(shape) != 3 or any(isinstance(s, bool) or not isinstance(s, int) for s in shape):
         raise UserError(f"input must be three whole numbers C×H×W, got {shape}")
     c, h, w = shape
@@ -306,8 +318,9 @@ def check_input_shape(shape: tuple[int, ...]) -> None:
         raise UserError(f"input channels must be between 1 and {MAX_CHANNELS:,}, got {c}")
     if not (1 <= h <= MAX_SPATIAL and 1 <= w <= MAX_SPATIAL):
         raise UserError(f"input height and width must be between 1 and {MAX_SPATIAL}, got {h}×{w}")
-    if c * h * w > MAX_ACTIVATION:
-        raise UserError(f"input {c}×{h}×{w} has more than {MAX_ACTIVATION:,} values")
+    if max_values is not None and c * h * w > max_values:
+        raise UserError(f"input {c}×{h}×{w} has more than {max_values:,} values")
+    return (c, h, w)
 
 
 # ---------------------------------------------------------------- JSON text and files
@@ -422,6 +435,7 @@ class LayerCheck:
 
     ``in_shape``/``out_shape`` are (C, H, W), or (F,) once flattened. ``receptive_field`` is the
     side of the input square one output value sees (None once flattened: every input).
+    No counts: a layer's params and MACs come from the rule table (``analyse_spec``).
     """
 
     index: int
@@ -429,8 +443,6 @@ class LayerCheck:
     out_shape: tuple[int, ...] | None
     error: str | None
     receptive_field: int | None
-    params: int = 0
-    macs: int = 0
 
 
 class _Invalid(Exception):
@@ -485,8 +497,12 @@ def _window(
 
 def _step(
     layer: LayerSpec, shape: tuple[int, ...], rf: int | None, jump: int
-) -> tuple[tuple[int, ...], int | None, int, int, int]:
-    """(out shape, receptive field, jump, params, macs) of one layer, or raise _Invalid."""
+) -> tuple[tuple[int, ...], int | None, int, int]:
+    """(out shape, receptive field, jump, weight elements) of one layer, or raise _Invalid.
+
+    Weight elements are the sizes of the conv kernels and linear matrices the layer allocates
+    (no bias, no batch norm): the size guard of :func:`check_stack`, not a count to show.
+    """
     t = layer.type
     if t not in LAYER_TYPES:
         raise _Invalid(f"unknown type {t!r}; choose one of {', '.join(LAYER_TYPES)}")
@@ -506,16 +522,10 @@ def _step(
         if out % g:
             raise _Invalid(f"groups {g} does not divide the {out} output channels")
         ho, wo = _window(layer, h, w, k, s, p, d)
-        per_bias = 1 if layer.bias else 0
-        per_bn = 2 if layer.batchnorm else 0
-        if layer.separable:
-            params = k * k * c + c * per_bias + c * per_bn + c * out + out * (per_bias + per_bn)
-            macs = (k * k * c + c * out) * ho * wo
-        else:
-            params = (c // g) * k * k * out + out * (per_bias + per_bn)
-            macs = (c // g) * k * k * out * ho * wo
+        # separable: a k×k depthwise kernel per input channel, then a 1×1 pointwise matrix
+        weights = k * k * c + c * out if layer.separable else (c // g) * k * k * out
         new_rf = None if rf is None else rf + (d * (k - 1)) * jump
-        return (out, ho, wo), new_rf, jump * s, params, macs
+        return (out, ho, wo), new_rf, jump * s, weights
     if t in ("maxpool", "avgpool"):
         c, h, w = _need_map(layer, shape)
         k = _need_int(layer, "kernel", 1, MAX_SPATIAL)
@@ -526,9 +536,9 @@ def _step(
             raise _Invalid(f"padding {p} must be at most half the kernel ({k} // 2 = {k // 2})")
         ho, wo = _window(layer, h, w, k, s, p, d)
         new_rf = None if rf is None else rf + (d * (k - 1)) * jump
-        return (c, ho, wo), new_rf, jump * s, 0, 0
+        return (c, ho, wo), new_rf, jump * s, 0
     if t == "flatten":
-        return (math.prod(shape),), None, jump, 0, 0
+        return (math.prod(shape),), None, jump, 0
     if t == "linear":
         if len(shape) != 1:
             raise _Invalid(
@@ -538,31 +548,31 @@ def _step(
         f_in = shape[0]
         out = _need_int(layer, "out_features", 1, MAX_FEATURES)
         _check_activation(layer)
-        params = f_in * out + out * ((1 if layer.bias else 0) + (2 if layer.batchnorm else 0))
-        return (out,), None, jump, params, f_in * out
+        return (out,), None, jump, f_in * out
     # dropout
     p_drop = layer.p
     if isinstance(p_drop, bool) or not isinstance(p_drop, (int, float)):
         raise _Invalid(f"p must be a number, got {p_drop!r}")
     if not (math.isfinite(p_drop) and 0 <= p_drop <= 1):
         raise _Invalid(f"p must be between 0 and 1, got {p_drop}")
-    return shape, rf, jump, 0, 0
+    return shape, rf, jump, 0
 
 
 def check_stack(spec: StackSpec) -> list[LayerCheck]:
     """Shapes and receptive fields by arithmetic, one :class:`LayerCheck` per layer.
 
     The first invalid layer carries its reason; later layers carry
-    ``"not analysed: layer N above is invalid"``. Size limits (output values per layer, total
-    params and MACs) are checked here, before anything is built. An invalid input shape raises.
+    ``"not analysed: layer N above is invalid"``. Size limits (output values per layer, the
+    stack's weight elements and the MACs they do) are checked here, before anything is built.
+    An invalid input shape raises.
     """
-    check_input_shape(tuple(spec.input))
+    check_input_shape(spec.input)
     if len(spec.layers) > MAX_LAYERS:
         raise UserError(f"a spec may have at most {MAX_LAYERS} layers, got {len(spec.layers)}")
     shape: tuple[int, ...] = tuple(spec.input)
     rf: int | None = 1
     jump = 1
-    total_params = total_macs = 0
+    total_weights = total_macs = 0
     failed: int | None = None
     checks: list[LayerCheck] = []
     for i, layer in enumerate(spec.layers):
@@ -572,16 +582,18 @@ def check_stack(spec: StackSpec) -> list[LayerCheck]:
             )
             continue
         try:
-            out, new_rf, new_jump, params, macs = _step(layer, shape, rf, jump)
+            out, new_rf, new_jump, weights = _step(layer, shape, rf, jump)
             if math.prod(out) > MAX_ACTIVATION:
                 raise _Invalid(
                     f"output {shape_text(out)} has more than {MAX_ACTIVATION:,} values (the limit)"
                 )
-            total_params += params
-            total_macs += macs
-            if total_params > MAX_PARAMS:
+            total_weights += weights
+            # each weight of a conv is used once per output position; of a linear, once
+            total_macs += weights * (out[1] * out[2] if len(out) == 3 else 1)
+            if total_weights > MAX_PARAMS:
                 raise _Invalid(
-                    f"the stack would hold {total_params:,} parameters; the limit is {MAX_PARAMS:,}"
+                    f"the stack's weights alone would hold {total_weights:,} parameters; "
+                    f"the limit is {MAX_PARAMS:,}"
                 )
             if total_macs > MAX_MACS:
                 raise _Invalid(
@@ -591,7 +603,7 @@ def check_stack(spec: StackSpec) -> list[LayerCheck]:
             failed = i
             checks.append(LayerCheck(i, shape, None, str(err), None))
             continue
-        checks.append(LayerCheck(i, shape, out, None, new_rf, params, macs))
+        checks.append(LayerCheck(i, shape, out, None, new_rf))
         shape, rf, jump = out, new_rf, new_jump
     return checks
 

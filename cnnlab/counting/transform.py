@@ -14,7 +14,7 @@ def separable_model(model: nn.Module) -> nn.Module:
     targets = [
         (name, m)
         for name, m in model.named_modules()
-        if type(m) is nn.Conv2d and m.groups == 1 and max(m.kernel_size) > 1  # type: ignore[arg-type]
+        if type(m) is nn.Conv2d and m.groups == 1 and max(m.kernel_size) > 1
     ]
     for name, conv in targets:
         device = conv.weight.device

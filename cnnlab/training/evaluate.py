@@ -7,16 +7,18 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from sklearn import metrics as skm
 from torch import nn
 
 from cnnlab.devices import autocast
+from cnnlab.training import names
 from cnnlab.training.recipe import NUM_CLASSES, prepare
 from cnnlab.training.watcher import Stopped
 
 MISTAKES = 24  # how many confidently wrong test digits to keep
 
 
-def _eval_batch(batch_size: int, size: int) -> int:
+def eval_batch_size(batch_size: int, size: int) -> int:
     """Evaluation batches: large at 28×28, about the training batch at 224×224."""
     return max(batch_size, min(1000, int(1000 * (28 / size) ** 2)))
 
@@ -51,8 +53,6 @@ def evaluate(
 def summarise(probs: torch.Tensor, labels: torch.Tensor, images: torch.Tensor) -> dict[str, Any]:
     """Accuracy, macro precision/recall/F1, per-class metrics, confusion matrix (scikit-learn),
     and the most confidently wrong test digits (with their 28×28 pixels)."""
-    from sklearn import metrics as skm
-
     y_true = labels.cpu().numpy()
     y_pred = probs.argmax(1).numpy()
     classes = list(range(NUM_CLASSES))
@@ -83,11 +83,11 @@ def summarise(probs: torch.Tensor, labels: torch.Tensor, images: torch.Tensor) -
     ]
 
     return {
-        "accuracy": float(skm.accuracy_score(y_true, y_pred)),
-        "precision": float(precision),
-        "recall": float(recall),
-        "f1": float(f1),
-        "per_class": [
+        names.ACCURACY: float(skm.accuracy_score(y_true, y_pred)),
+        names.PRECISION: float(precision),
+        names.RECALL: float(recall),
+        names.F1: float(f1),
+        names.PER_CLASS: [
             {
                 "digit": d,
                 "precision": float(per_p[d]),
@@ -97,6 +97,6 @@ def summarise(probs: torch.Tensor, labels: torch.Tensor, images: torch.Tensor) -
             }
             for d in classes
         ],
-        "confusion_matrix": matrix.astype(int).tolist(),
-        "mistakes": mistakes,
+        names.CONFUSION_MATRIX: matrix.astype(int).tolist(),
+        names.MISTAKES: mistakes,
     }

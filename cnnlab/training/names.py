@@ -41,4 +41,17 @@ CONFUSION_MATRIX = "confusion_matrix"
 PER_CLASS = "per_class"
 MISTAKES = "mistakes"
 SUMMARY = "summary"
-ARTIFACT_KINDS = (CHECKPOINT, CONFUSION_MATRIX, PER_CLASS, MISTAKES, SUMMARY)
+STAGE = "stage"
+"""What a running run is doing now: ``{"stage", "text", "since", "eta_seconds"}`` (replaced at
+each change of stage, so a page can say "loading data" or "evaluating" between metric rows)."""
+ARTIFACT_KINDS = (CHECKPOINT, CONFUSION_MATRIX, PER_CLASS, MISTAKES, SUMMARY, STAGE)
+
+# --- stages of a run (the ``stage`` artifact's ``stage``) ---------------------------------------
+LOADING, BUILDING, TRAINING, EVALUATING, SAVING = (
+    "loading data",
+    "building the model",
+    "training",
+    "evaluating",
+    "saving",
+)
+STAGES = (LOADING, BUILDING, TRAINING, EVALUATING, SAVING)

@@ -13,7 +13,10 @@ Liveness, so no run stays ``running`` forever:
 - SIGTERM interrupts running trainings at once (they end ``interrupted``); SIGINT (Ctrl-C)
   waits up to 5 s for them, then does the same;
 - on Linux a worker process whose consumer dies (even by SIGKILL) interrupts its training and
-  exits (``PR_SET_PDEATHSIG``) instead of running on unsupervised.
+  exits (``PR_SET_PDEATHSIG``) instead of running on unsupervised;
+- a stop that the loop cannot honour within a second (one step of VGG-16 at 224 on a CPU takes
+  ~12 s) is recorded by the run's watcher, and the worker process ends there
+  (:func:`_end_abandoned_run`); Huey's health check starts a fresh worker for the next run.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ from huey.consumer import Consumer
 from cnnlab.errors import UserError
 from cnnlab.paths import home
 from cnnlab.training.config import TrainConfig
-from cnnlab.training.store import FAILED, QUEUED, RUNNING, RunStore
+from cnnlab.training.names import FAILED, QUEUED, RUNNING
+from cnnlab.training.store import RunStore
 
 log = logging.getLogger("cnnlab.training.queue")
 
@@ -128,10 +132,10 @@ def _train_queued(run_id: str) -> str:
         return "skipped"
     log.info("run %s: training %s", run_id, run.model)
     try:
-        from cnnlab.training import loop
+        from cnnlab.training import loop  # torch: in the forked worker, not in the consumer
 
         config = TrainConfig.from_dict(run.config)
-        result = loop.train(config, store, run_id)
+        result = loop.train(config, store, run_id, on_abandon=lambda: _end_abandoned_run(run_id))
     except Exception as err:  # the engine records its own failures; this catches the rest
         log.exception("run %s failed", run_id)
         again = store.get_run(run_id)
@@ -142,6 +146,14 @@ def _train_queued(run_id: str) -> str:
     return result.status
 
 
+def _end_abandoned_run(run_id: str) -> None:
+    """The watcher recorded the run stopped mid-step: end this worker process now (Huey's
+    consumer replaces it within a couple of seconds) instead of finishing a long step."""
+    log.info("run %s: stopped mid-step; this worker process ends and is replaced", run_id)
+    logging.shutdown()
+    os._exit(0)
+
+
 # --- producer -----------------------------------------------------------------------------------
 
 
@@ -150,7 +162,7 @@ def enqueue(config: TrainConfig, store: RunStore | None = None) -> str:
 
     Raises :class:`UserError` for a bad config or a run that cannot fit in memory.
     """
-    from cnnlab.training.estimate import estimate_cost
+    from cnnlab.training.estimate import estimate_cost  # torch: not for the consumer or --help
 
     store = store or RunStore()
     estimate = estimate_cost(config, measure=False)  # validates; counts on the meta device

@@ -6,11 +6,17 @@ and write it at once. Every call opens its own short-lived connection (safe acro
 ``CNNLAB_HOME/runs/<id>/``. To move to a server database, replace this module only.
 
 Statuses: ``queued → running → finished | failed | stopped | interrupted``.
+
+Deleting from the dashboard moves a run to the trash (``deleted_at`` set): it leaves every list
+and lookup but keeps its metrics and files, :meth:`RunStore.restore_run` brings it back, and
+opening the store purges what has been in the trash longer than :data:`TRASH_KEEP_S`.
+:meth:`RunStore.delete_run` deletes at once, for good.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -42,6 +48,9 @@ HEARTBEAT_TIMEOUT_S = 60.0
 
 BUSY_TIMEOUT_MS = 15_000
 
+TRASH_KEEP_S = 7 * 86_400.0
+"""How long a run stays in the trash (restorable) before opening the store deletes it for good."""
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
@@ -59,7 +68,8 @@ CREATE TABLE IF NOT EXISTS runs (
     pid INTEGER,
     host TEXT,
     heartbeat REAL,
-    stop_requested INTEGER NOT NULL DEFAULT 0
+    stop_requested INTEGER NOT NULL DEFAULT 0,
+    deleted_at REAL
 );
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
 CREATE TABLE IF NOT EXISTS metrics (
@@ -90,7 +100,7 @@ CREATE TABLE IF NOT EXISTS workers (
 
 RUN_COLUMNS = (
     "id, name, model, config, status, created, started, ended, error, device, params, macs,"
-    " pid, host, heartbeat, stop_requested"
+    " pid, host, heartbeat, stop_requested, deleted_at"
 )
 
 
@@ -118,6 +128,8 @@ class Run:
     host: str | None
     heartbeat: float | None
     stop_requested: bool
+    deleted_at: float | None = None
+    """When the run went to the trash (None: it did not)."""
 
     @property
     def duration(self) -> float | None:
@@ -212,6 +224,7 @@ class RunStore:
                 if statement.strip():
                     db.execute(statement)
             self._migrate(db)
+        self.purge_trash()
 
     # --- connections --------------------------------------------------------------------------
 
@@ -252,9 +265,10 @@ class RunStore:
     def _migrate(self, db: sqlite3.Connection) -> None:
         """Add columns that older stores lack (keeps old run files readable)."""
         have = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
-        for column, kind in (("host", "TEXT"), ("heartbeat", "REAL")):
+        for column, kind in (("host", "TEXT"), ("heartbeat", "REAL"), ("deleted_at", "REAL")):
             if column not in have:
                 db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+        db.execute("CREATE INDEX IF NOT EXISTS runs_deleted_at ON runs(deleted_at)")
 
     def integrity_ok(self) -> bool:
         """SQLite's own integrity check (``PRAGMA integrity_check`` says ``ok``)."""
@@ -291,28 +305,60 @@ class RunStore:
             )
         return run_id
 
-    def get_run(self, run_id: str) -> Run | None:
+    def get_run(self, run_id: str, *, trashed: bool = False) -> Run | None:
+        """The run with this id; None when there is none or it is in the trash (unless
+        ``trashed``: then a run in the trash is returned too)."""
+        sql = f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?"
+        if not trashed:
+            sql += " AND deleted_at IS NULL"
         with self._connect() as db:
-            row = db.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+            row = db.execute(sql, (run_id,)).fetchone()
         return _run(row) if row else None
 
-    def require_run(self, run_id: str) -> Run:
-        """:meth:`get_run`, but a missing id is a :class:`UserError`."""
-        run = self.get_run(run_id)
+    def require_run(self, run_id: str, *, trashed: bool = False) -> Run:
+        """:meth:`get_run`, but a missing id is a :class:`UserError` (which says so when the run
+        is in the trash)."""
+        run = self.get_run(run_id, trashed=True)
         if run is None:
             raise UserError(f"no run with id {run_id!r} (see `python -m cnnlab runs list`)")
+        if run.deleted_at is not None and not trashed:
+            raise UserError(
+                f"run {run_id} is in the trash (`python -m cnnlab runs restore {run_id}` brings "
+                "it back)"
+            )
         return run
 
     def list_runs(self, status: str | None = None) -> list[Run]:
-        """All runs, newest first (optionally only those with ``status``)."""
-        sql = f"SELECT {RUN_COLUMNS} FROM runs"
+        """All runs not in the trash, newest first (optionally only those with ``status``)."""
+        sql = f"SELECT {RUN_COLUMNS} FROM runs WHERE deleted_at IS NULL"
         args: tuple[Any, ...] = ()
         if status is not None:
-            sql += " WHERE status = ?"
+            sql += " AND status = ?"
             args = (status,)
         with self._connect() as db:
             rows = db.execute(sql + " ORDER BY created DESC, rowid DESC", args).fetchall()
         return [_run(r) for r in rows]
+
+    def list_trash(self) -> list[Run]:
+        """The runs in the trash, the most recently deleted first."""
+        with self._connect() as db:
+            rows = db.execute(
+                f"SELECT {RUN_COLUMNS} FROM runs WHERE deleted_at IS NOT NULL"
+                " ORDER BY deleted_at DESC, rowid DESC"
+            ).fetchall()
+        return [_run(r) for r in rows]
+
+    def change_token(self) -> str:
+        """A short digest that changes whenever a run is added, renamed, changes status, goes
+        to or leaves the trash, or any run records a metric: one cheap read for a page that
+        polls the store and redraws only when something changed."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT id, name, status, ended, stop_requested, deleted_at FROM runs"
+                " ORDER BY rowid"
+            ).fetchall()
+            last_metric = db.execute("SELECT MAX(rowid) FROM metrics").fetchone()[0]
+        return hashlib.blake2b(repr((rows, last_metric)).encode(), digest_size=8).hexdigest()
 
     def mark_running(self, run_id: str, pid: int, device: str) -> bool:
         """Claim a queued run for process ``pid``; False if it is no longer queued."""
@@ -356,8 +402,10 @@ class RunStore:
 
     def stop_requested(self, run_id: str) -> bool:
         with self._connect() as db:
-            row = db.execute("SELECT stop_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
-        return row is None or bool(row[0])  # a deleted run stops too
+            row = db.execute(
+                "SELECT stop_requested, deleted_at FROM runs WHERE id = ?", (run_id,)
+            ).fetchone()
+        return row is None or bool(row[0]) or row[1] is not None  # a deleted run stops too
 
     def cancel(self, run_id: str) -> bool:
         """Cancel a queued run (status ``stopped``); False if it is not queued."""
@@ -379,15 +427,63 @@ class RunStore:
             raise UserError(f"no run with id {run_id!r}")
 
     def delete_run(self, run_id: str) -> None:
-        """Delete a run, its metrics, artifacts and files. A running run must be stopped first."""
+        """Delete a run (in the trash or not), its metrics, artifacts and files, for good.
+        A running run must be stopped first."""
+        run = self.require_run(run_id, trashed=True)
+        if run.status == RUNNING:
+            raise UserError(f"run {run_id} is running; stop it first (`cnnlab runs stop {run_id}`)")
+        self._erase([run_id])
+
+    def trash_run(self, run_id: str) -> Run:
+        """Move a run to the trash (restorable with :meth:`restore_run` for
+        :data:`TRASH_KEEP_S`); a queued run is cancelled first, a running one must be stopped."""
         run = self.require_run(run_id)
         if run.status == RUNNING:
             raise UserError(f"run {run_id} is running; stop it first (`cnnlab runs stop {run_id}`)")
+        self.cancel(run_id)  # a queued run must not start from the trash
         with self._write() as db:
-            db.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
-            db.execute("DELETE FROM artifacts WHERE run_id = ?", (run_id,))
-            db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
-        shutil.rmtree(self._run_path(run_id), ignore_errors=True)
+            db.execute(
+                "UPDATE runs SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL",
+                (time.time(), run_id),
+            )
+        return run
+
+    def restore_run(self, run_id: str) -> Run:
+        """Take a run out of the trash, as it was (a queued one stays cancelled)."""
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE runs SET deleted_at = NULL WHERE id = ? AND deleted_at IS NOT NULL",
+                (run_id,),
+            )
+        if cur.rowcount != 1:
+            if self.get_run(run_id) is not None:
+                raise UserError(f"run {run_id} is not in the trash")
+            raise UserError(
+                f"no run with id {run_id!r} in the trash (runs stay there "
+                f"{TRASH_KEEP_S / 86_400:.0f} days; see `python -m cnnlab runs list --trash`)"
+            )
+        return self.require_run(run_id)
+
+    def purge_trash(self, older_than_s: float = TRASH_KEEP_S) -> list[str]:
+        """Delete for good the runs in the trash for longer than ``older_than_s``; their ids."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT id FROM runs WHERE deleted_at IS NOT NULL AND deleted_at <= ?",
+                (time.time() - older_than_s,),
+            ).fetchall()
+        ids = [row[0] for row in rows]
+        if ids:
+            self._erase(ids)
+        return ids
+
+    def _erase(self, run_ids: list[str]) -> None:
+        with self._write() as db:
+            for run_id in run_ids:
+                db.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
+                db.execute("DELETE FROM artifacts WHERE run_id = ?", (run_id,))
+                db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+        for run_id in run_ids:
+            shutil.rmtree(self._run_path(run_id), ignore_errors=True)
 
     # --- metrics ------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ Hover texts show exact integers; axes use SI prefixes.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import plotly.graph_objects as go
@@ -77,22 +77,43 @@ def _layout(fig: go.Figure, title: str, height: int) -> go.Figure:
 
 
 def comparison_label(c: SeparableComparison) -> str:
-    """``#2 3×3 64→128`` — a conv layer of a stack for axis labels."""
-    return f"#{c.index + 1} {c.kernel}×{c.kernel} {c.in_channels}→{c.out_channels}"
+    """``#1 3×3 64→128`` — a conv layer of a stack for axis labels.
+
+    ``#`` is the layer's row number in the Conv Lab editor and tables, counted from 0 like the
+    spec's messages (``layer 1 (conv): …``) and PyTorch's ``features.1`` — one numbering.
+    """
+    return f"#{c.index} {c.kernel}×{c.kernel} {c.in_channels}→{c.out_channels}"
+
+
+def _lab_layout(fig: go.Figure, title: str, height: int) -> go.Figure:
+    """:func:`_layout`, with the title and legend kept clear of plotly's toolbar (which sits at
+    the top right and, on a phone, appears on the first tap): the title gets its own line."""
+    _layout(fig, title, height)
+    fig.update_layout(
+        title={"y": 1.0, "pad": {"t": 36}},
+        margin={"t": 120},
+        legend={"y": 1.02},
+    )
+    return fig
 
 
 def separable_bars(comparisons: Sequence[SeparableComparison]) -> go.Figure:
-    """Per conv layer: params and MACs, regular vs depthwise-separable (grouped bars)."""
+    """Per conv layer: params (top) and MACs (bottom), regular vs depthwise-separable.
+
+    The two panels are stacked, not side by side, so a narrow screen has no axis title squeezed
+    between them; each panel's title names its unit.
+    """
     labels = [comparison_label(c) for c in comparisons]
     fig = make_subplots(
-        rows=1, cols=2, subplot_titles=("Parameters", "MACs"), horizontal_spacing=0.14
-    )
+        rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.14,
+        subplot_titles=("Parameters", "MACs"),
+    )  # fmt: skip
     panels = (
         ("params", [c.regular_params for c in comparisons],
          [c.separable_params for c in comparisons]),
         ("MACs", [c.regular_macs for c in comparisons], [c.separable_macs for c in comparisons]),
     )  # fmt: skip
-    for col, (unit, regular, separable) in enumerate(panels, start=1):
+    for row, (unit, regular, separable) in enumerate(panels, start=1):
         for name, values, color in (
             ("regular", regular, REGULAR_COLOR),
             ("separable", separable, SEPARABLE_COLOR),
@@ -104,16 +125,42 @@ def separable_bars(comparisons: Sequence[SeparableComparison]) -> go.Figure:
                     name=name,
                     marker_color=color,
                     legendgroup=name,
-                    showlegend=col == 1,
+                    showlegend=row == 1,
                     customdata=[f"{v:,}" for v in values],
                     hovertemplate=f"%{{x}}<br>{name}: %{{customdata}} {unit}<extra></extra>",
                 ),
-                row=1,
-                col=col,
+                row=row,
+                col=1,
             )
-        fig.update_yaxes(title_text=unit, tickformat="~s", row=1, col=col)
+        fig.update_yaxes(tickformat="~s", row=row, col=1)
     fig.update_layout(barmode="group")
-    return _layout(fig, "Per conv layer: regular vs depthwise-separable", 380)
+    return _lab_layout(fig, "Per conv layer: regular vs separable", 520)
+
+
+POINT_LABEL_GAP = (0.06, 0.04)
+"""Points closer than this (decades of N, ratio) share one label on the theory chart."""
+
+
+def point_labels(comparisons: Sequence[SeparableComparison]) -> list[str]:
+    """One text label per point of :func:`theory_curve`: points that would sit on top of each
+    other (the same N, about the same ratio) get one joint label (``#0, #1``) on the first of
+    them and none on the others, so labels never overlap."""
+    labels = [""] * len(comparisons)
+    anchors: list[int] = []
+    for i, c in enumerate(comparisons):
+        for a in anchors:
+            other = comparisons[a]
+            if (
+                abs(math.log10(c.out_channels) - math.log10(other.out_channels))
+                < POINT_LABEL_GAP[0]
+                and abs(c.ratio - other.ratio) < POINT_LABEL_GAP[1]
+            ):
+                labels[a] += f", #{c.index}"
+                break
+        else:
+            anchors.append(i)
+            labels[i] = f"#{c.index}"
+    return labels
 
 
 def theory_curve(
@@ -122,13 +169,15 @@ def theory_curve(
     """The MobileNet cost ratio 1/N + 1/k² over N for each kernel in use; layers as points.
 
     The y value of a point is the layer's measured separable / regular MAC ratio, so a point on
-    its curve means the counts agree with the theory.
+    its curve means the counts agree with the theory. Points are labelled ``#<row>`` as in the
+    Conv Lab table; coinciding points share one label (:func:`point_labels`).
     """
     fig = go.Figure()
     kernels = sorted({c.kernel for c in comparisons}) or [3]
     top = n_max or max([1024, *(2 * c.out_channels for c in comparisons)])
     n_values = _log_range(1, top, 200)
     palette = ("#4C78A8", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#9D755D")
+    text = dict(zip((c.index for c in comparisons), point_labels(comparisons), strict=True))
     for i, k in enumerate(kernels):
         color = palette[i % len(palette)]
         fig.add_trace(
@@ -155,7 +204,7 @@ def theory_curve(
                     name=f"stack layers k={k}",
                     marker={"color": SEPARABLE_COLOR, "size": 12, "line": {"color": color,
                                                                           "width": 2}},
-                    text=[f"#{c.index + 1}" for c in points],
+                    text=[text[c.index] for c in points],
                     textposition="top center",
                     customdata=[
                         [comparison_label(c), c.separable_macs, c.regular_macs, c.theory]
@@ -169,7 +218,7 @@ def theory_curve(
             )
     fig.update_xaxes(type="log", title_text="N = output channels (log scale)")
     fig.update_yaxes(title_text="separable / regular MACs", rangemode="tozero")
-    return _layout(fig, "Cost ratio 1/N + 1/k² (MobileNet v1) and the layers of this stack", 380)
+    return _lab_layout(fig, "Cost ratio 1/N + 1/k² (MobileNet v1)", 520)
 
 
 def _log_range(lo: int, hi: int, count: int) -> list[float]:
@@ -185,10 +234,15 @@ def costly_rows(analysis: Analysis) -> list[LayerRow]:
     return [r for r in analysis.rows if r.params > 0 or r.macs > 0]
 
 
-def model_layer_bars(analysis: Analysis) -> go.Figure:
-    """Params (top) and MACs (bottom) per layer, coloured by kind, for a whole model."""
+def model_layer_bars(analysis: Analysis, names: Mapping[str, str] | None = None) -> go.Figure:
+    """Params (top) and MACs (bottom) per layer, coloured by kind, for a whole model.
+
+    ``names`` (module → a course's name, ``features.0`` → ``conv1``) show in the hover text.
+    """
     rows = costly_rows(analysis)
-    names = [r.name for r in rows]
+    also = names or {}
+    labels = [r.type + (f", {also[r.name]}" if r.name in also else "") for r in rows]
+    modules = [r.name for r in rows]
     fig = make_subplots(
         rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
         subplot_titles=("Parameters per layer", "MACs per layer"),
@@ -206,15 +260,15 @@ def model_layer_bars(analysis: Analysis) -> go.Figure:
             values = [getattr(rows[i], attr) for i in idx]
             fig.add_trace(
                 go.Bar(
-                    x=[names[i] for i in idx],
+                    x=[modules[i] for i in idx],
                     y=values,
                     name=kind,
                     legendgroup=kind,
                     showlegend=row_no == 1,
                     marker_color=KIND_COLORS[kind],
                     customdata=[
-                        [rows[i].type, f"{v:,}", 100 * v / total] for i, v in zip(idx, values,
-                                                                                    strict=True)
+                        [labels[i], f"{v:,}", 100 * v / total]
+                        for i, v in zip(idx, values, strict=True)
                     ],
                     hovertemplate=(
                         f"%{{x}} (%{{customdata[0]}})<br>%{{customdata[1]}} {unit}"
@@ -224,7 +278,7 @@ def model_layer_bars(analysis: Analysis) -> go.Figure:
                 row=row_no,
                 col=1,
             )
-    fig.update_xaxes(categoryorder="array", categoryarray=names, tickangle=-45)
+    fig.update_xaxes(categoryorder="array", categoryarray=modules, tickangle=-45)
     fig.update_yaxes(title_text="params", tickformat="~s", row=1, col=1)
     fig.update_yaxes(title_text="MACs", tickformat="~s", row=2, col=1)
     return _layout(fig, f"{analysis.model}: where the parameters and the MACs are", 620)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from cnnlab.counting.spec import (
+    ACTIVATIONS,
     LAYER_KEYS,
     LAYER_TYPES,
     MAX_LAYERS,
@@ -83,6 +84,32 @@ COLUMNS: tuple[str, ...] = (
 """Editor columns. ``out`` is ``out_channels`` for a conv and ``out_features`` for a linear."""
 
 INT_COLUMNS = ("out", "kernel", "stride", "padding", "dilation", "groups")
+
+EDITOR_COLUMNS: dict[str, dict[str, Any]] = {
+    "type": {"kind": "select", "options": LAYER_TYPES, "required": True, "default": "conv",
+             "pinned": True},
+    "out": {"kind": "int", "default": 64,
+            "help": "output channels (conv) or output features (linear)"},
+    "kernel": {"kind": "int", "default": 3},
+    "stride": {"kind": "int", "default": 1, "help": "pooling: empty = the kernel"},
+    "padding": {"kind": "int", "default": 1},
+    "dilation": {"kind": "int", "default": 1},
+    "groups": {"kind": "int", "default": 1},
+    "bias": {"kind": "bool", "default": True},
+    "batchnorm": {"kind": "bool", "label": "BN", "default": False,
+                  "help": "batch norm after the conv/linear"},
+    "activation": {"kind": "select", "options": ACTIVATIONS, "help": "empty = none"},
+    "separable": {"kind": "bool", "default": False,
+                  "help": "depthwise k×k + pointwise 1×1; ticked = counted separable. Set the "
+                  "form to 'per layer' to tick layers one by one"},
+    "p": {"kind": "float", "help": "dropout probability", "step": 0.05, "format": "%.2f"},
+}  # fmt: skip
+"""How the page's editor shows each column (``kind``: int, float, bool or select; all but
+the selects are narrow)."""
+
+MAIN_COLUMNS = ("type", "out", "kernel", "stride", "padding", "separable")
+"""The editor's columns on a narrow screen; :data:`EDITOR_ORDER` is the full order."""
+EDITOR_ORDER = (*MAIN_COLUMNS, "activation", "batchnorm", "bias", "groups", "dilation", "p")
 BOOL_COLUMNS = ("bias", "batchnorm", "separable")
 
 _DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(LayerSpec)}
@@ -255,7 +282,7 @@ class LabStack:
 def _strip_label(message: str, index: int, type_: object) -> str:
     for prefix in (f"{layer_label(index, str(type_))}: ", f"layer {index}: "):
         if message.startswith(prefix):
-            return message[len(prefix):]
+            return message[len(prefix) :]
     return message
 
 
@@ -413,6 +440,77 @@ def move_layer(layers: Sequence[Mapping[str, Any]], index: int, offset: int) -> 
     target = max(0, min(len(out) - 1, index + offset))
     out.insert(target, out.pop(index))
     return out
+
+
+# ---------------------------------------------------------------- the editor under a mode
+
+OWN_SEPARABLE = "own separable"
+"""Hidden editor column: each layer's own *separable* tick while a global form overrides it."""
+
+
+def shown_separable(layers: Sequence[Mapping[str, Any]], mode: str) -> list[bool | None]:
+    """What each row's *separable* box shows under ``mode``: the form the layer is counted in.
+
+    ``per-layer``: the layer's own tick; ``regular``: unticked; ``separable``: ticked for every
+    conv that has a separable form (kernel > 1, groups = 1). Rows that are not convs show an
+    empty cell; rows that do not parse keep their own tick.
+    """
+    out: list[bool | None] = []
+    for i, raw in enumerate(layers):
+        own = _clean(raw.get("separable"))
+        own_flag = own if isinstance(own, bool) else None
+        layer, _ = parse_layer(raw, i)
+        if layer is None:
+            out.append(own_flag if raw.get("type") == "conv" else None)
+        elif layer.type != "conv":
+            out.append(None)
+        elif mode == "regular":
+            out.append(False)
+        elif mode == "separable":
+            out.append(layer.flippable or layer.separable)
+        else:
+            out.append(layer.separable)
+    return out
+
+
+def editor_frame(layers: Sequence[Mapping[str, Any]], mode: str) -> pd.DataFrame:
+    """The editor's source frame under ``mode``.
+
+    Under *all regular* / *all separable* the *separable* column shows the effective form
+    (:func:`shown_separable`) and the hidden :data:`OWN_SEPARABLE` column keeps each layer's own
+    tick, so edits made meanwhile keep it and *per layer* brings it back
+    (:func:`layers_from_editor`).
+    """
+    frame = frame_from_layers(layers)
+    if mode != "per-layer":
+        frame[OWN_SEPARABLE] = frame["separable"]
+        frame["separable"] = pd.array(shown_separable(layers, mode), dtype="boolean")
+    return frame
+
+
+def layers_from_editor(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Edited :func:`editor_frame` → layer objects with each layer's own *separable* tick.
+
+    A row added while a global form is on has no own tick: it starts regular.
+    """
+    layers = layers_from_frame(frame)
+    if OWN_SEPARABLE not in frame:
+        return layers
+    for layer, own in zip(layers, frame[OWN_SEPARABLE].tolist(), strict=True):
+        layer.pop("separable", None)
+        own = _clean(own)
+        if layer.get("type") == "conv" and isinstance(own, bool):
+            layer["separable"] = own
+    return layers
+
+
+def editor_is_stale(frame: pd.DataFrame, layers: Sequence[Mapping[str, Any]], mode: str) -> bool:
+    """True when the edited frame's *separable* boxes no longer show the effective form
+    (e.g. a kernel set to 1 under *all separable*): the editor should be rebuilt."""
+    if mode == "per-layer" or len(frame) != len(layers):
+        return False
+    shown = [_clean(v) for v in frame["separable"].tolist()]
+    return shown != shown_separable(layers, mode)
 
 
 # ---------------------------------------------------------------- the results table

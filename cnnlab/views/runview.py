@@ -14,24 +14,18 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from cnnlab.errors import UserError
-from cnnlab.format import duration_text, percent
+from cnnlab.format import duration_text
 from cnnlab.training.store import Metric, Run
 
 RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{6,32}$")
 """What a run id in the URL may look like (the store makes 12 lower-case hex digits)."""
 
-
-TABLE_COLUMNS = (
-    "id", "name", "model", "status", "params", "MACs/image", "accuracy", "F1",
-    "duration_s", "device", "created",
-)  # fmt: skip
 
 # --- query string -----------------------------------------------------------------------------
 
@@ -164,72 +158,6 @@ def wide_metrics(rows: Iterable[Metric]) -> pd.DataFrame:
 def metrics_csv(rows: Iterable[Metric]) -> bytes:
     """The run's metrics as CSV (long format, as recorded), for the download button."""
     return metrics_frame(rows).to_csv(index=False).encode()
-
-
-def runs_frame(runs: Sequence[Run], finals: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
-    """The Runs table: one row per run, exact integers for params and MACs."""
-    records = []
-    for run in runs:
-        final = finals.get(run.id, {})
-        records.append(
-            {
-                "id": run.id,
-                "name": run.name,
-                "model": run.model,
-                "status": run.status,
-                "params": run.params,
-                "MACs/image": run.macs,
-                "accuracy": final.get("accuracy"),
-                "F1": final.get("f1"),
-                "duration_s": run.duration,
-                "device": run.device,
-                "created": datetime.fromtimestamp(run.created),
-            }
-        )
-    frame = pd.DataFrame.from_records(records, columns=list(TABLE_COLUMNS))
-    for column in ("params", "MACs/image"):
-        frame[column] = frame[column].astype("Int64")
-    for column in ("accuracy", "F1", "duration_s"):
-        frame[column] = frame[column].astype("float64")
-    return frame
-
-
-def compare_frame(
-    runs: Sequence[Run], finals: Mapping[str, Mapping[str, float]]
-) -> pd.DataFrame:
-    """Final metrics of several runs side by side: one column per run, one row per figure."""
-    rows = [
-        "model", "status", "epochs", "input size", "train images", "params", "MACs/image",
-        "accuracy", "precision", "recall", "F1", "test loss", "duration", "device",
-    ]  # fmt: skip
-    table: dict[str, list[Any]] = {}
-    labels = run_labels(runs)
-    for run in runs:
-        final = finals.get(run.id, {})
-        config = run.config or {}
-        table[labels[run.id]] = [
-            run.model,
-            run.status,
-            config.get("epochs"),
-            config.get("input_size"),
-            "all" if config.get("train_limit") is None else f"{config['train_limit']:,}",
-            "—" if run.params is None else f"{run.params:,}",
-            "—" if run.macs is None else f"{run.macs:,}",
-            percent(final.get("accuracy")),
-            percent(final.get("precision")),
-            percent(final.get("recall")),
-            percent(final.get("f1")),
-            "—" if final.get("test_loss") is None else f"{final['test_loss']:.4f}",
-            duration_text(run.duration),
-            run.device or "—",
-        ]
-    return pd.DataFrame(table, index=rows).astype(str)
-
-
-def run_labels(runs: Sequence[Run]) -> dict[str, str]:
-    """A short unique label per run for legends: its name, plus the id when names repeat."""
-    names = [r.name for r in runs]
-    return {r.id: r.name if names.count(r.name) == 1 else f"{r.name} ({r.id[:6]})" for r in runs}
 
 
 # --- run summaries ----------------------------------------------------------------------------

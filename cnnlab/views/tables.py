@@ -7,6 +7,7 @@ MACs and FLOPs never share a column.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -16,7 +17,8 @@ from cnnlab.counting.rules import CONVENTIONS_MARKDOWN
 from cnnlab.format import fmt_bytes, fmt_int, fmt_si, shape_text, tensor_shape_text
 
 if TYPE_CHECKING:
-    from cnnlab.counting.analyse import Analysis
+    from cnnlab.counting.analyse import Analysis, Footer
+    from cnnlab.counting.check import ParamCheck
     from cnnlab.counting.crosscheck import ToolReport
 
 
@@ -59,12 +61,8 @@ def to_csv(analysis: Analysis) -> str:
             "name": [r.name for r in analysis.rows],
             "type": [r.type for r in analysis.rows],
             "group": [r.group for r in analysis.rows],
-            "input_shape": [
-                shape_text(r.input_shape) for r in analysis.rows
-            ],
-            "output_shape": [
-                shape_text(r.output_shape) for r in analysis.rows
-            ],
+            "input_shape": [shape_text(r.input_shape) for r in analysis.rows],
+            "output_shape": [shape_text(r.output_shape) for r in analysis.rows],
             "params": [r.params for r in analysis.rows],
             "trainable_params": [r.trainable_params for r in analysis.rows],
             "macs": [r.macs for r in analysis.rows],
@@ -93,19 +91,72 @@ def _align(rows: list[list[str]], right: set[int]) -> list[str]:
     return lines
 
 
-def totals_lines(analysis: Analysis) -> list[str]:
-    t, f = analysis.totals, analysis.footer
+def memory_items(footer: Footer) -> list[tuple[str, str]]:
+    """The torchinfo-style memory lines, (label, MB text): the one footer every view prints."""
     return [
-        f"Params:                          {fmt_int(t.params)} ({fmt_si(t.params)})",
-        f"Trainable params:                {fmt_int(t.trainable_params)}",
-        f"MACs:                            {fmt_int(t.macs)} ({fmt_si(t.macs, 'MACs')})",
-        f"FLOPs:                           {fmt_int(t.flops)} ({fmt_si(t.flops, 'FLOPs')})",
-        f"Activations (bytes):             {fmt_int(t.activation_bytes)} (fp32 outputs, batch 1)",
-        f"Input size (MB):                 {f.input_mb:.2f}",
-        f"Forward/backward pass size (MB): {f.forward_backward_mb:.2f}",
-        f"Params size (MB):                {f.params_mb:.2f}",
-        f"Estimated total size (MB):       {f.total_mb:.2f}",
+        ("Input size (MB)", f"{footer.input_mb:.2f}"),
+        ("Forward/backward pass size (MB)", f"{footer.forward_backward_mb:.2f}"),
+        ("Params size (MB)", f"{footer.params_mb:.2f}"),
+        ("Estimated total size (MB)", f"{footer.total_mb:.2f}"),
     ]
+
+
+def _labelled(items: Sequence[tuple[str, str]], width: int = 0) -> list[str]:
+    return [f"{label + ':':<{width}} {value}" if width else f"{label}: {value}"
+            for label, value in items]  # fmt: skip
+
+
+def totals_lines(analysis: Analysis) -> list[str]:
+    """The CLI table's totals and memory footer (aligned ``label: value`` lines)."""
+    t = analysis.totals
+    return _labelled(
+        [
+            ("Params", f"{fmt_int(t.params)} ({fmt_si(t.params)})"),
+            ("Trainable params", fmt_int(t.trainable_params)),
+            ("MACs", f"{fmt_int(t.macs)} ({fmt_si(t.macs, 'MACs')})"),
+            ("FLOPs", f"{fmt_int(t.flops)} ({fmt_si(t.flops, 'FLOPs')})"),
+            ("Activations (bytes)", f"{fmt_int(t.activation_bytes)} (fp32 outputs, batch 1)"),
+            *memory_items(analysis.footer),
+        ],
+        width=32,
+    )
+
+
+def torchinfo_footer(analysis: Analysis) -> str:
+    """torchinfo's summary footer: params, mult-adds and the memory estimate."""
+    t = analysis.totals
+    return "\n".join(
+        _labelled(
+            [
+                ("Total params", fmt_int(t.params)),
+                ("Trainable params", fmt_int(t.trainable_params)),
+                ("Non-trainable params", fmt_int(t.params - t.trainable_params)),
+                ("Total mult-adds (MACs)", fmt_si(t.macs)),
+                *memory_items(analysis.footer),
+            ]
+        )
+    )
+
+
+def totals_comparison_markdown(analysis: Analysis, what_if: Analysis) -> str:
+    """Totals of a model beside its separable what-if, with the ratio what-if / original."""
+    t, w = analysis.totals, what_if.totals
+    lines = ["| | original | separable what-if | ratio |", "|---|--:|--:|--:|"]
+    for label, ours, theirs in (
+        ("params", t.params, w.params),
+        ("trainable params", t.trainable_params, w.trainable_params),
+        ("MACs", t.macs, w.macs),
+        ("FLOPs", t.flops, w.flops),
+    ):
+        ratio = f"{theirs / ours:.3f}" if ours else "—"
+        lines.append(f"| {label} | {fmt_int(ours)} | {fmt_int(theirs)} | {ratio} |")
+    return "\n".join(lines) + "\n"
+
+
+def file_stem(*parts: str) -> str:
+    """An ASCII file name stem: ``vgg16``, ``3×224×224`` → ``vgg16_3x224x224``."""
+    text = "_".join(p for p in parts if p).replace("×", "x")
+    return re.sub(r"[^A-Za-z0-9.-]+", "_", text).strip("_") or "model"
 
 
 def table_text(analysis: Analysis, formulas: bool = False) -> str:
@@ -159,8 +210,61 @@ def crosscheck_markdown(reports: Sequence[ToolReport]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_markdown(analysis: Analysis, crosscheck: list[ToolReport] | None = None) -> str:
-    """A homework-ready report: per-layer formulas, totals, memory footer, cross-check."""
+CHECK_MARKS = {"right": "✅", "wrong": "❌", "unreadable": "❓", "unknown layer": "❓"}
+
+
+def checks_summary(checks: Sequence[ParamCheck]) -> str:
+    """``1 of 3 checked layers are wrong.`` plus any cells that could not be read (apart)."""
+    checked = [c for c in checks if c.status in ("right", "wrong")]
+    wrong = sum(c.status == "wrong" for c in checked)
+    unread = len(checks) - len(checked)
+    if not checked:
+        text = "No number to check yet."
+    elif wrong:
+        text = f"{wrong} of {len(checked)} checked layers are wrong."
+    else:
+        text = f"All {len(checked)} checked layers are right."
+    if unread:
+        text += (
+            f" {unread} cell{'s' if unread != 1 else ''} could not be read as a whole number"
+            " (not counted as wrong)."
+        )
+    return text
+
+
+def checks_markdown(checks: Sequence[ParamCheck]) -> str:
+    """The "check my calculation" results as a Markdown table."""
+    lines = ["| | layer | you wrote | correct | formula |", "|---|---|--:|--:|---|"]
+    for c in checks:
+        wrote = fmt_int(c.user_value) if c.user_value is not None else c.status
+        lines.append(
+            f"| {CHECK_MARKS[c.status]} | {_md_cell(c.name)} | {_md_cell(wrote)} | "
+            f"{fmt_int(c.correct)} | {_md_cell(c.formula)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def crosscheck_text(reports: Sequence[ToolReport]) -> str:
+    """The cross-check for a terminal: tool, quantity, value, what it includes."""
+    rows = [
+        [r.tool, r.quantity, fmt_int(r.value), r.includes + (f"; {r.note}" if r.note else "")]
+        for r in reports
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return "".join(
+        f"  {row[0].ljust(widths[0])}  {row[1].ljust(widths[1])}  "
+        f"{row[2].rjust(widths[2])}  {row[3]}\n"
+        for row in rows
+    )
+
+
+def to_markdown(
+    analysis: Analysis,
+    crosscheck: Sequence[ToolReport] | None = None,
+    checks: Sequence[ParamCheck] | None = None,
+) -> str:
+    """A homework-ready report: per-layer formulas, totals, memory footer, cross-check and
+    the "check my calculation" results (when given)."""
     out = [
         f"# {analysis.model}: parameters and MACs by layer",
         "",
@@ -197,10 +301,7 @@ def to_markdown(analysis: Analysis, crosscheck: list[ToolReport] | None = None) 
         "",
         "## Memory (torchinfo-style, MB = 10⁶ bytes, every layer's activations)",
         "",
-        f"- Input size: {f.input_mb:.2f} MB",
-        f"- Forward/backward pass size: {f.forward_backward_mb:.2f} MB",
-        f"- Params size: {f.params_mb:.2f} MB",
-        f"- Estimated total size: {f.total_mb:.2f} MB",
+        *(f"- {label.removesuffix(' (MB)')}: {value} MB" for label, value in memory_items(f)),
         "",
     ]
     if crosscheck:
@@ -211,5 +312,7 @@ def to_markdown(analysis: Analysis, crosscheck: list[ToolReport] | None = None) 
             "",
             crosscheck_markdown(crosscheck),
         ]
+    if checks:
+        out += ["## Check my calculation", "", checks_summary(checks), "", checks_markdown(checks)]
     out += ["## Counting conventions", "", CONVENTIONS_MARKDOWN]
     return "\n".join(out)

@@ -5,9 +5,10 @@ Everything else lives in plain modules of ``cnnlab``; pages only lay out widgets
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlparse
 
 import streamlit as st
 
@@ -16,6 +17,40 @@ from cnnlab.training.data import MnistSplit, load_mnist
 
 if TYPE_CHECKING:
     from cnnlab.training.store import RunStore
+
+
+def requested_page(pages: Sequence[st.Page]) -> str | None:
+    """The page name in the browser's address when it names none of ``pages`` (else None).
+
+    ``st.navigation`` runs the default page for an unknown address (``/No_Such_Page``); this is
+    how that page can tell. A ``server.baseUrlPath`` in front of the page name is ignored.
+    """
+    url = st.context.url
+    if not url:
+        return None
+    path = urlparse(url).path.strip("/")
+    base = str(st.get_option("server.baseUrlPath") or "").strip("/")
+    if base and (path == base or path.startswith(base + "/")):
+        path = path[len(base) :].strip("/")
+    name = unquote(path)
+    known = {page.url_path for page in pages}
+    return name if name and name not in known else None
+
+
+def unknown_page_notice(pages: Sequence[st.Page]) -> None:
+    """Say so when the address names no page (the home page is shown instead), with links."""
+    name = requested_page(pages)
+    if name is None:
+        return
+    with st.container(key="unknown-page", border=True):
+        st.error(
+            f"There is no page named **{name}**: here is the home page instead. "
+            "The pages are listed below and in the sidebar.",
+            icon="🧭",
+        )
+        cols = st.columns(len(pages))
+        for col, page in zip(cols, pages, strict=True):
+            col.page_link(page, label=page.title, icon=page.icon or None)
 
 
 def page_header(title: str, icon: str, caption: str | None = None) -> None:
