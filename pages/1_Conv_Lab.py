@@ -21,7 +21,8 @@ page_header(
     "parameters, MACs and FLOPs change. The whole configuration lives in the page's link.",
 )
 ss = st.session_state
-session.start(ss, st.query_params.get(lab.QUERY_KEY))
+phone = "Mobi" in st.context.headers.get("User-Agent", "")  # MDN's hint for a mobile browser
+session.start(ss, st.query_params.get(lab.QUERY_KEY), narrow=phone)
 if session.link_problem(ss):
     st.error(session.link_problem(ss), icon="🔗")
 
@@ -169,10 +170,9 @@ with st.container(key="lab-latency", border=True):
         measured = ss.get("lab_latency")
         if measured is not None and measured[0] == view.spec_key and view.valid:
             lat: cl.LatencyView = measured[1]
-            for column, (label, value, help_text) in zip(
-                st.columns(2) * 2, lat.metrics, strict=True
-            ):
-                column.metric(label, value, help=help_text)
+            for pair in (lat.metrics[:2], lat.metrics[2:]):  # a phone reads them in this order
+                for column, (label, value, tip) in zip(st.columns(2), pair, strict=True):
+                    column.metric(label, value, help=tip)
             st.dataframe(lat.table, hide_index=True, width="stretch")
             if lat.warning:
                 st.warning(lat.warning, icon="📶")

@@ -137,11 +137,7 @@ for chart, key in zip(view.charts, ("insp-chart-layers", "insp-chart-share"), st
 st.subheader("Cross-check with other tools")
 cc_key = f"insp_cc|{key_base}"
 with st.container(key="insp-crosscheck", border=True):
-    st.markdown(
-        "torchinfo, fvcore and `torch.utils.flop_counter.FlopCounterMode` run a real forward "
-        "pass with real (random) weights, so this takes a few seconds; results are cached per "
-        "model and input."
-    )
+    st.markdown(inspector.CROSSCHECK_INTRO)
     if st.button("Run the cross-check", key="insp_cc_run", disabled=bool(view.crosscheck_refusal)):
         with st.spinner("Running torchinfo, fvcore and FlopCounterMode on real weights…"):
             try:
@@ -153,24 +149,14 @@ with st.container(key="insp-crosscheck", border=True):
     reports: list[ToolReport] | None = ss.get(cc_key)
     if reports:
         st.markdown(crosscheck_markdown(reports))
-        st.markdown(
-            "**Why they differ:** every tool counts the same parameters, but not the same "
-            "operations — torchinfo adds the bias to its mult-adds, fvcore counts one fused "
-            'multiply-add as one "flop" and adds batch norm but skips max-pooling, and '
-            "FlopCounterMode counts 2 FLOPs per multiply-add for conv and matmul only. The "
-            "numbers differ by convention, not by error."
-        )
+        st.markdown(inspector.WHY_THEY_DIFFER)
     with st.expander("Counting conventions (cnnlab's rule table)"):
         st.markdown(CONVENTIONS_MARKDOWN)
 
 # ---------------------------------------------------------------- check my calculation
 
 st.subheader("Check my calculation")
-st.markdown(
-    "Type your own parameter count for each layer (commas are fine), or paste a column of "
-    "numbers in table order and put it in the table. Wrong cells are flagged with the correct "
-    "formula and value; text that is not a number is reported apart."
-)
+st.markdown(inspector.CHECK_INTRO)
 fill_key, note_key = f"insp_check_filled|{key_base}", f"insp_check_note|{key_base}"
 version_key, paste_key = f"insp_check_version|{key_base}", f"insp_check_paste|{key_base}"
 editor_key = f"insp_check_editor|{key_base}|{ss.get(version_key, 0)}"

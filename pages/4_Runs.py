@@ -55,7 +55,10 @@ if view.problem:
     st.error(view.problem, icon="🚫")
     st.stop()
 
-undo = st.session_state.get("runs-undo")
+in_trash = {r.id for r in view.trash}  # an Undo only for runs still in the trash
+undo = [
+    (run_id, name) for run_id, name in st.session_state.get("runs-undo") or [] if run_id in in_trash
+]
 if undo:
     with st.container(key="undo-bar", border=True):
         u1, u2 = st.columns([5, 1], vertical_alignment="center")

@@ -6,12 +6,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from train_helpers import SLOW_SPEC, time_to_stop, wait_training
 
 from cnnlab.cli import main
-from cnnlab.training.store import FINISHED, RunStore
+from cnnlab.training.store import FINISHED, STOPPED, RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -159,3 +161,40 @@ def test_estimate_says_how_long_the_report_setting_takes(capsys: pytest.CaptureF
     assert code == (0 if estimate["fits"] else 2)
     assert estimate["images"] == 180_000 and estimate["macs_per_image"] > 15_000_000_000
     assert estimate["eta_seconds"] > 3600 and "would take" in estimate["warning"]
+
+
+def test_stop_of_a_foreground_run_mid_step_exits_within_seconds(tmp_path: Path):
+    """Issue 17: ``cnnlab runs stop`` (or the page) on a foreground run whose steps take
+    several seconds: the run is recorded ``stopped`` and the CLI exits at once, cleanly."""
+    spec = tmp_path / "slow.json"
+    spec.write_text(json.dumps(SLOW_SPEC))
+    args = ["train", "--model", "stack", "--spec", str(spec), "--input-size", "224",
+            "--batch-size", "32", "--train-limit", "640", "--device", "cpu", "--json"]  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cnnlab", *args],
+        cwd=ROOT,
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        store = RunStore()
+        deadline = time.monotonic() + 180
+        while not store.list_runs() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        (run,) = store.list_runs()
+        wait_training(store, run.id)
+        asked = time.monotonic()
+        landed = time_to_stop(store, run.id)
+        proc.wait(timeout=30)
+        exited = time.monotonic() - asked
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out, err = proc.communicate()
+    assert landed <= 2.5 and store.get_run(run.id).status == STOPPED, (landed, err)
+    assert proc.returncode == 1 and "Traceback" not in err, err
+    assert json.loads(out)["status"] == STOPPED
+    assert f"run {run.id}: stopped" in err
+    assert exited <= 4.0, f"the CLI exited {exited:.1f} s after the stop request"

@@ -177,9 +177,7 @@ def test_json_upload_loads_a_spec_and_bad_files_show_inline_errors(
     screenshot(page, "conv_lab_upload_error")
 
 
-def test_stack_reaches_the_inspector_and_survives_the_round_trip(
-    page: Page, app_url: str
-) -> None:
+def test_stack_reaches_the_inspector_and_survives_the_round_trip(page: Page, app_url: str) -> None:
     open_app(page, f"{app_url}/Conv_Lab")
     grid = grid_in(page, "lab-editor")
     edit_cell(page, grid, column_of(grid, "kernel"), 0, "5")
@@ -236,13 +234,15 @@ def test_edits_survive_a_change_of_convolution_form(page: Page, app_url: str) ->
     configured = page.locator(".st-key-lab-totals-configured")
     expect(configured).to_contain_text(f"{analyse_spec(edited).totals.params:,}")
 
-    forms = page.locator(".st-key-lab-controls [data-testid='stRadio']")
-    for label, want in (("all separable", True), ("all regular", False)):
+    controls = page.locator(".st-key-lab-controls")  # Part I's words, beside the switch
+    expect(controls).to_contain_text("M = input channels, N = output channels (filters), k =")
+    forms = controls.locator("[data-testid='stRadio']")
+    for label, mode in (("all separable", "separable"), ("all regular", "regular")):
+        want = mode == "separable"
         forms.get_by_text(label, exact=True).click()
         wait_idle(page)
-        expect(configured).to_contain_text(
-            f"{analyse_spec(lab.effective_spec(edited, want and 'separable' or 'regular')).totals.params:,}"
-        )
+        effective = lab.effective_spec(edited, mode)
+        expect(configured).to_contain_text(f"{analyse_spec(effective).totals.params:,}")
         expect(page.locator(".st-key-lab-totals-regular")).to_contain_text(
             f"{analyse_spec(edited, separable=False).totals.params:,}"  # 352,512, not 221,440
         )
@@ -252,7 +252,7 @@ def test_edits_survive_a_change_of_convolution_form(page: Page, app_url: str) ->
             assert grid_value(grid, separable, row) == str(want).lower(), (label, row)
         wait_idle(page)
         config = link_config(page)
-        assert config.mode == ("separable" if want else "regular")
+        assert config.mode == mode
         assert spec_of(config).layers == edited.layers  # each layer's own tick is kept
     forms.get_by_text("per layer", exact=True).click()
     wait_idle(page)

@@ -8,11 +8,10 @@ import time
 
 import pytest
 import torch
+from train_helpers import SLOW, time_to_stop, wait_training
 
 from cnnlab.errors import UserError
 from cnnlab.format import eta_text
-from train_helpers import SLOW, time_to_stop, wait_training
-
 from cnnlab.training import checkpoints, evaluate, loop, names, recipe
 from cnnlab.training.config import REPORT_PRESET, TrainConfig
 from cnnlab.training.data import load_mnist

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from reliability_helpers import wait_for
+from train_helpers import SLOW, time_to_stop, wait_training
 
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.queue import enqueue, get_huey, pending
@@ -109,3 +110,22 @@ def test_sigkilled_worker_leaves_run_interrupted_and_next_run_trains(consumer):
     assert run.status == INTERRUPTED and "worker was shut down" in run.error
     wait_for("the worker process to exit", lambda: not pid_alive(worker_pid), 15)
     assert store.integrity_ok()
+
+
+def test_stop_mid_step_lands_in_two_seconds_and_the_worker_takes_the_next_run(consumer):
+    """Issue 17: a step of several seconds held a stop for a minute. The watcher records the
+    run stopped within about a second, the worker process ends, Huey starts a fresh one."""
+    store = RunStore()
+    proc = consumer()
+    slow = enqueue(SLOW, store)
+    wait_training(store, slow)
+    worker_pid = store.get_run(slow).pid
+    landed = time_to_stop(store, slow)
+    run = store.get_run(slow)
+    assert run.status == STOPPED and landed <= 2.5, (run.status, landed)
+    assert store.metric_count(slow) == 0  # mid-step: it did not wait for the ~7 s step to end
+    wait_for("the stopped worker process to exit", lambda: not pid_alive(worker_pid), 10)
+    short = enqueue(TrainConfig(train_limit=500, batch_size=100, name="after the stop"), store)
+    wait_for("the next run to finish", lambda: store.get_run(short).status == FINISHED, 180)
+    assert store.get_run(short).pid not in (worker_pid, proc.pid)  # a fresh worker process
+    assert store.get_run(slow).status == STOPPED and store.integrity_ok()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from cnnlab.cli import main
 from cnnlab.errors import UserError
 from cnnlab.training.store import (
     FINISHED,
@@ -326,3 +327,24 @@ def test_trash_restore_and_purge(store: RunStore):
         db.execute("UPDATE runs SET deleted_at = deleted_at - 8 * 86400 WHERE id = ?", (other,))
     RunStore(store.path)  # opening the store purges it
     assert store.get_run(other, trashed=True) is None and store.list_trash() == []
+
+
+def test_cli_trash_list_restore_and_delete(capsys: pytest.CaptureFixture[str]):
+    store = RunStore()
+    run_id = new_run(store)
+    store.cancel(run_id)
+    assert main(["runs", "trash", run_id]) == 0
+    assert f"runs restore {run_id}" in capsys.readouterr().out
+    assert main(["runs", "list"]) == 0
+    assert run_id not in capsys.readouterr().out
+    assert main(["runs", "list", "--trash"]) == 0
+    listed = capsys.readouterr().out
+    assert run_id in listed and "DELETED" in listed and "409,082" in listed
+    assert main(["runs", "show", run_id]) == 2
+    assert "is in the trash" in capsys.readouterr().err
+    assert main(["runs", "restore", run_id]) == 0
+    assert "restored" in capsys.readouterr().out
+    assert main(["runs", "restore", run_id]) == 2
+    assert "not in the trash" in capsys.readouterr().err
+    assert main(["runs", "delete", run_id]) == 0  # final: no trash
+    assert store.get_run(run_id, trashed=True) is None

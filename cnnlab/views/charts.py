@@ -89,11 +89,7 @@ def _lab_layout(fig: go.Figure, title: str, height: int) -> go.Figure:
     """:func:`_layout`, with the title and legend kept clear of plotly's toolbar (which sits at
     the top right and, on a phone, appears on the first tap): the title gets its own line."""
     _layout(fig, title, height)
-    fig.update_layout(
-        title={"y": 1.0, "pad": {"t": 36}},
-        margin={"t": 120},
-        legend={"y": 1.02},
-    )
+    fig.update_layout(title={"y": 1.0, "pad": {"t": 36}}, margin={"t": 130})
     return fig
 
 
@@ -202,8 +198,11 @@ def theory_curve(
                     y=[c.ratio for c in points],
                     mode="markers+text",
                     name=f"stack layers k={k}",
-                    marker={"color": SEPARABLE_COLOR, "size": 12, "line": {"color": color,
-                                                                          "width": 2}},
+                    marker={
+                        "color": SEPARABLE_COLOR,
+                        "size": 12,
+                        "line": {"color": color, "width": 2},
+                    },
                     text=[text[c.index] for c in points],
                     textposition="top center",
                     customdata=[

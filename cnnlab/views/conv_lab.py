@@ -377,14 +377,14 @@ class LatencyView:
 
     @property
     def table(self) -> pd.DataFrame:
-        """min / median / max per form, ms per forward pass."""
+        """min / median / max per form, ms per forward pass (to the µs)."""
         return pd.DataFrame(
             [
                 {
                     "Form": name,
-                    "min (ms)": lat.min_ms,
-                    "median (ms)": lat.median_ms,
-                    "max (ms)": lat.max_ms,
+                    "min (ms)": round(lat.min_ms, 3),
+                    "median (ms)": round(lat.median_ms, 3),
+                    "max (ms)": round(lat.max_ms, 3),
                 }
                 for name, lat in (("regular", self.regular), ("separable", self.separable))
             ]
@@ -394,8 +394,10 @@ class LatencyView:
     def caption(self) -> str:
         reg, sep = self.regular, self.separable
         speedup = reg.median_ms / sep.median_ms if sep.median_ms else 0.0
-        if speedup >= 1:
+        if speedup >= 1.1:
             pace = f"but only {speedup:.1f}× faster"
+        elif speedup > 1 / 1.1:
+            pace = "yet about as fast (within 10 %)"
         else:
             pace = f"yet {1 / max(speedup, 1e-9):.1f}× slower"
         return (

@@ -40,6 +40,23 @@ CROSSCHECK_MAX_PARAMS = 200_000_000
 
 CHECK_COLUMN = "Your params"
 
+CROSSCHECK_INTRO = (
+    "torchinfo, fvcore and `torch.utils.flop_counter.FlopCounterMode` run a real forward pass "
+    "with real (random) weights, so this takes a few seconds; results are cached per model and "
+    "input."
+)
+WHY_THEY_DIFFER = (
+    "**Why they differ:** every tool counts the same parameters, but not the same operations — "
+    "torchinfo adds the bias to its mult-adds, fvcore counts one fused multiply-add as one "
+    '"flop" and adds batch norm but skips max-pooling, and FlopCounterMode counts 2 FLOPs per '
+    "multiply-add for conv and matmul only. The numbers differ by convention, not by error."
+)
+CHECK_INTRO = (
+    "Type your own parameter count for each layer (commas are fine), or paste a column of "
+    "numbers in table order and put it in the table. Wrong cells are flagged with the correct "
+    "formula and value; text that is not a number is reported apart."
+)
+
 
 # ---------------------------------------------------------------- the model list
 

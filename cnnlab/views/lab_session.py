@@ -50,9 +50,13 @@ def load_config(ss: State, config: lab.LabConfig) -> None:
     ss["lab_version"] = ss.get("lab_version", 0) + 1
 
 
-def start(ss: State, link_value: str | None) -> None:
+def start(ss: State, link_value: str | None, *, narrow: bool = False) -> None:
     """First visit in this tab: the link's configuration, else the default preset (a bad link
-    leaves its reason in ``lab_link_error``). Back from another page: the last configuration."""
+    leaves its reason in ``lab_link_error``). Back from another page: the last configuration.
+
+    ``narrow`` (a phone) starts the editor with its main columns only.
+    """
+    ss.setdefault("lab_compact", narrow)
     if "lab_config" not in ss:
         config = lab.LabConfig.from_spec(PRESETS[DEFAULT_PRESET])
         if link_value:

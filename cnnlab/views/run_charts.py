@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 
 import plotly.graph_objects as go
 
+from cnnlab.training import names
 from cnnlab.views.runview import Curves, smooth
 
 PALETTE = (
@@ -21,13 +22,13 @@ TRAIN_COLOR, TEST_COLOR = "#4C78A8", "#E45756"
 CLASSES = [str(d) for d in range(10)]
 
 KEY_TITLES = {
-    "loss": "training loss",
-    "train_accuracy": "training accuracy (running)",
-    "accuracy": "test accuracy",
-    "test_accuracy": "test accuracy",
-    "test_loss": "test loss",
-    "lr": "learning rate",
-    "images_per_second": "images/s",
+    names.LOSS: "training loss",
+    names.TRAIN_ACCURACY: "training accuracy (running)",
+    names.ACCURACY: "test accuracy",
+    names.TEST_ACCURACY: "test accuracy",
+    names.TEST_LOSS: "test loss",
+    names.LR: "learning rate",
+    names.IMAGES_PER_SECOND: "images/s",
 }
 
 
@@ -44,7 +45,7 @@ def _layout(fig: go.Figure, title: str, height: int = 320) -> go.Figure:
 
 
 def _is_fraction(key: str) -> bool:
-    return key in ("accuracy", "train_accuracy", "test_accuracy", "progress")
+    return key in (names.ACCURACY, names.TRAIN_ACCURACY, names.TEST_ACCURACY, names.PROGRESS)
 
 
 def step_figure(
@@ -82,8 +83,8 @@ def step_figure(
 
 def epoch_figure(curves: Curves, epochs: int | None = None) -> go.Figure:
     """Test accuracy after each epoch, labelled; the x axis spans the run's ``epochs``."""
-    xs = curves.epochs.get("test_accuracy", [])
-    acc = [100 * v for v in curves.values.get("test_accuracy", [])]
+    xs = curves.epochs.get(names.TEST_ACCURACY, [])
+    acc = [100 * v for v in curves.values.get(names.TEST_ACCURACY, [])]
     fig = go.Figure(
         go.Scatter(
             x=xs, y=acc, mode="lines+markers+text", name="test accuracy",
@@ -105,24 +106,50 @@ def epoch_figure(curves: Curves, epochs: int | None = None) -> go.Figure:
     return _layout(fig, "Test accuracy per epoch", height=300)
 
 
+MISTAKE_SCALE = [
+    [0.0, "#ffffff"], [1e-6, "#fee8c8"], [0.05, "#fdbb84"], [0.15, "#fc8d59"],
+    [0.4, "#e34a33"], [1.0, "#b30000"],
+]  # fmt: skip
+"""Mistakes: white only for none, a visible tint for a single digit, dark red for the worst
+(relative to the largest mistake, so a 0.1 % confusion is not lost beside a 99 % diagonal)."""
+
+
 def confusion_figure(matrix: Sequence[Sequence[int]]) -> go.Figure:
-    """The 10×10 confusion matrix: rows true digit, columns predicted, exact counts in cells."""
+    """The 10×10 confusion matrix: rows true digit, columns predicted, exact counts in cells.
+
+    The mistakes (off the diagonal) are coloured on their own scale, up to the largest one; the
+    diagonal (correct answers) is drawn apart in green — on one shared scale a handful of
+    mistakes beside ~1,000 correct digits would be nearly white.
+    """
     counts = [[int(c) for c in row] for row in matrix]
     if len(counts) != 10 or any(len(row) != 10 for row in counts):
         raise ValueError("expected a 10×10 confusion matrix")
     totals = [max(1, sum(row)) for row in counts]
     share = [[c / totals[i] for c in row] for i, row in enumerate(counts)]
-    fig = go.Figure(
+    off = [[None if i == j else v for j, v in enumerate(row)] for i, row in enumerate(share)]
+    diagonal = [[v if i == j else None for j, v in enumerate(row)] for i, row in enumerate(share)]
+    worst = max((v for row in off for v in row if v is not None), default=0.0) or 1e-3
+    hover = "true %{y} → predicted %{x}<br>%{text} images (%{z:.1%} of the true class)"
+    fig = go.Figure()
+    fig.add_trace(
         go.Heatmap(
-            z=share, x=CLASSES, y=CLASSES, text=counts, texttemplate="%{text}",
-            colorscale="Blues", zmin=0, zmax=1, showscale=True,
-            colorbar={"title": {"text": "share of<br>true class"}, "tickformat": ".0%"},
-            hovertemplate="true %{y} → predicted %{x}<br>%{text} images (%{z:.1%})<extra></extra>",
+            z=off, x=CLASSES, y=CLASSES, text=counts, texttemplate="%{text}",
+            colorscale=MISTAKE_SCALE, zmin=0, zmax=worst, showscale=True, name="mistakes",
+            colorbar={"title": {"text": "mistakes:<br>share of<br>true class"},
+                      "tickformat": ".1%"},
+            hovertemplate=hover + "<extra>mistake</extra>",
+        )
+    )  # fmt: skip
+    fig.add_trace(
+        go.Heatmap(
+            z=diagonal, x=CLASSES, y=CLASSES, text=counts, texttemplate="%{text}",
+            colorscale="Greens", zmin=0, zmax=1, showscale=False, name="correct",
+            hovertemplate=hover + "<extra>correct</extra>",
         )
     )  # fmt: skip
     fig.update_xaxes(title_text="predicted digit", side="bottom", type="category")
     fig.update_yaxes(title_text="true digit", autorange="reversed", type="category")
-    return _layout(fig, "Confusion matrix (test set)", height=460)
+    return _layout(fig, "Confusion matrix (test set): mistakes in red", height=460)
 
 
 def per_class_figure(per_class: Sequence[Mapping[str, float]]) -> go.Figure:
@@ -131,14 +158,14 @@ def per_class_figure(per_class: Sequence[Mapping[str, float]]) -> go.Figure:
     rows = sorted(per_class, key=lambda r: int(r["digit"]))
     digits = [str(int(r["digit"])) for r in rows]
     fig = go.Figure()
-    colors = {"precision": "#4C78A8", "recall": "#F58518", "f1": "#54A24B"}
+    colors = {names.PRECISION: "#4C78A8", names.RECALL: "#F58518", names.F1: "#54A24B"}
     lows = []
-    for key in ("precision", "recall", "f1"):
+    for key in (names.PRECISION, names.RECALL, names.F1):
         values = [100 * float(r[key]) for r in rows]
         lows += values
         fig.add_trace(
             go.Bar(
-                x=digits, y=values, name="F1" if key == "f1" else key,
+                x=digits, y=values, name="F1" if key == names.F1 else key,
                 marker_color=colors[key],
                 customdata=[int(r.get("support", 0)) for r in rows],
                 hovertemplate=f"digit %{{x}}<br>{key} %{{y:.2f}} %"

@@ -7,16 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 import streamlit as st
 
 from cnnlab.errors import UserError
 from cnnlab.training.data import MnistSplit, load_mnist
-
-if TYPE_CHECKING:
-    from cnnlab.training.store import RunStore
+from cnnlab.training.store import RunStore
 
 
 def requested_page(pages: Sequence[st.Page]) -> str | None:
@@ -105,8 +102,6 @@ WORKER_HELP = (
 
 def open_run_store() -> RunStore | None:
     """The run store with dead runs marked ``interrupted``, or None after saying why not."""
-    from cnnlab.training.store import RunStore
-
     try:
         store = RunStore()
         store.reap_orphans()
