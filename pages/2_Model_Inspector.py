@@ -26,10 +26,9 @@ TEXT = st.column_config.TextColumn
 TABLE_COLUMNS = {
     "Layer": TEXT("Layer", pinned=True),
     "Name": TEXT("Name", pinned=True, width="small", help="The name a course uses (conv1 … fc8)"),
-    "Output": TEXT("Output"),
     "Params": NUMBER("Params", format="localized"),
-    "Params formula": TEXT("Params formula", width="medium"),
-    "MACs": NUMBER("MACs", format="localized"),
+    "Params formula": TEXT("Params formula", width=250),
+    "MACs": NUMBER("MACs", format="localized", width=110),
     "MACs formula": TEXT("MACs formula", width="large"),
     "FLOPs": NUMBER("FLOPs", format="localized"),
     "Activations (bytes)": NUMBER("Activations (bytes)", format="localized", help="fp32, batch 1"),
@@ -106,7 +105,7 @@ key_base = f"{choice}|{shape}|{mnist}|{hash(spec)}"
 st.subheader(view.title)
 o_col, d_col = st.columns(2)
 only_costly = o_col.toggle("Only layers with parameters or MACs", value=True, key="insp_only")
-details = d_col.toggle("FLOPs and memory columns", key="insp_details")
+details = d_col.toggle("Output, type, FLOPs and memory columns", key="insp_details")
 frame = view.layer_table(only_costly=only_costly, details=details)
 with st.container(key="insp-table"):
     st.dataframe(frame, hide_index=True, width="stretch", column_config=TABLE_COLUMNS)

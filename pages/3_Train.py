@@ -9,14 +9,21 @@ from typing import Any
 import streamlit as st
 
 from cnnlab.errors import UserError
-from cnnlab.training.checkpoints import load_checkpoint
-from cnnlab.training.config import TrainConfig
-from cnnlab.training.estimate import CostEstimate, estimate_cost
 from cnnlab.training.names import FINISHED
 from cnnlab.training.queue import enqueue
 from cnnlab.views import runview
 from cnnlab.views import train as tv
-from cnnlab.views.ui import cached_mnist, open_run_store, page_header, user_errors, worker_notice
+from cnnlab.views.ui import (
+    cached_checkpoint,
+    cached_estimate,
+    cached_mnist,
+    form_field,
+    metric_tiles,
+    open_run_store,
+    page_header,
+    user_errors,
+    worker_notice,
+)
 
 try:
     from streamlit_drawable_canvas import st_canvas
@@ -52,28 +59,6 @@ def on_model_change() -> None:
         st.toast(toast)
 
 
-def tiles(items: tuple[tv.Tile, ...]) -> None:
-    for col, tile in zip(st.columns(len(items)), items, strict=True):
-        col.metric(tile.label, tile.value, help=tile.help)
-
-
-@st.cache_data(show_spinner="Estimating the cost on this device…", max_entries=64, ttl=3600)
-def cached_estimate(config: dict[str, Any], measure: bool) -> CostEstimate:
-    return estimate_cost(TrainConfig.from_dict(config), measure=measure)
-
-
-def draw_field(col: Any, field: tv.Field) -> None:
-    if field.kind == "select":
-        change = on_model_change if field.key == "tr_model" else None
-        col.selectbox(field.label, field.options, key=field.key, format_func=field.text,
-                      help=field.help, on_change=change)  # fmt: skip
-    elif field.kind == "number":
-        col.number_input(field.label, key=field.key, step=field.step, format=field.format,
-                         min_value=field.min_value, help=field.help)  # fmt: skip
-    else:
-        col.text_input(field.label, key=field.key, placeholder=field.placeholder)
-
-
 def draw_form() -> None:
     head, *buttons = st.columns([4, 1.2, 1.2], vertical_alignment="center")
     head.subheader("New run")
@@ -83,17 +68,17 @@ def draw_form() -> None:
     first, second, more = tv.form_fields(lab_spec)
     for row in (first, second):
         for col, field in zip(st.columns(len(row)), row, strict=True):
-            draw_field(col, field)
+            form_field(col, field, on_model_change if field.key == "tr_model" else None)
     with st.expander("More options"):
         for col, field in zip(st.columns(len(more)), more, strict=True):
-            draw_field(col, field)
+            form_field(col, field)
     view = tv.train_form_view(state, lab_spec=lab_spec,
                               estimate=lambda c, m: cached_estimate(c.to_dict(), m))  # fmt: skip
     if view.note:
         st.caption(view.note)
     with st.container(key="train-cost"):
         if view.tiles:
-            tiles(view.tiles)
+            metric_tiles(view.tiles)
         if view.warning:
             st.container(key="cost-warning").warning(view.warning, icon="⏳")
         if view.lighter is not None:
@@ -198,13 +183,14 @@ if not page_run.active:
     watch(run_id, page_run.status)
 if page_run.status != FINISHED:
     st.stop()
-with user_errors("The run store cannot be read: "):
+try:
     results = tv.results_view(store, page_run)
-if "results" not in globals():  # the store could not be read: the error says so
+except UserError as err:
+    st.error(f"The run store cannot be read: {err}", icon="🚫")
     st.stop()
 st.subheader("Results on the 10,000 test digits")
 with st.container(key="final-metrics"):
-    tiles(results.tiles)
+    metric_tiles(results.tiles)
 for col, (key, fig) in zip(st.columns(2), results.charts.items(), strict=False):
     col.container(key=key).plotly_chart(fig, width="stretch")
 if results.mistakes:
@@ -226,13 +212,8 @@ if ckpt is None:
     st.stop()
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading the trained model…")
-def trained_model(path: str, mtime: float) -> tuple[Any, TrainConfig]:
-    return load_checkpoint(path)
-
-
 def show(digit: Any, label: str) -> None:
-    model, cfg = trained_model(str(ckpt), Path(ckpt).stat().st_mtime)
+    model, cfg = cached_checkpoint(str(ckpt), Path(ckpt).stat().st_mtime)
     seen = tv.prediction_view(model, cfg, digit, label)
     left, right = st.columns([1, 3])
     left.image(seen.picture, caption=seen.label, width=112)
@@ -251,12 +232,13 @@ with st.container(key="try-it"):
         else:
             left, right = st.columns([1, 3])
             with left:
-                st.caption("Draw one digit (white on black). Undo, redo and clear: the toolbar "
-                           "above the canvas.")  # fmt: skip
+                st.space(44)  # room for the canvas's own toolbar, which shows on hover
                 canvas = st_canvas(stroke_width=20, stroke_color="#FFFFFF",
                                    background_color="#000000", width=224, height=224,
-                                   drawing_mode="freedraw", key="digit-canvas",
-                                   return_image_data=True)  # fmt: skip
+                                   drawing_mode="freedraw", return_image_data=True,
+                                   key=f"digit-canvas-{state.get('canvas-clears', 0)}")  # fmt: skip
+                st.button("🗑 Clear", key="clear-canvas", on_click=tv.count_clear, args=(state,))
+                st.caption("Draw one digit, white on black. Undo and redo: point at the canvas.")
             with right, user_errors():
                 digit = tv.drawn_digit(canvas.image_data)
                 if digit is None:

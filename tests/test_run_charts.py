@@ -99,3 +99,20 @@ def test_overlay_final_bars_and_probabilities(curves: Curves) -> None:
     fig = run_charts.probability_figure(probs)
     colors = list(fig.data[0].marker.color)
     assert colors[7] != colors[0] and fig.data[0].y[7] == pytest.approx(91.0)
+
+
+def test_confusion_figure_shows_a_single_mistake() -> None:
+    """Issue 17: on one scale with ~1,000 correct digits, a handful of mistakes was nearly white.
+    Mistakes get their own scale (up to the largest one); the diagonal is drawn apart."""
+    matrix = [[0] * 10 for _ in range(10)]
+    for d in range(10):
+        matrix[d][d] = 1000
+    matrix[4][9], matrix[7][1] = 20, 1
+    mistakes, correct = run_charts.confusion_figure(matrix).data
+    assert mistakes.z[4][4] is None and correct.z[4][4] == pytest.approx(1000 / 1020)
+    assert correct.z[4][9] is None and mistakes.z[7][1] == pytest.approx(1 / 1001)
+    assert mistakes.zmax == pytest.approx(20 / 1020)  # the worst mistake is the darkest
+    # One mistaken digit sits past the scale's first tinted stop, so it is not white.
+    first_tint = run_charts.MISTAKE_SCALE[1][0]
+    assert mistakes.z[7][1] / mistakes.zmax > first_tint
+    assert run_charts.MISTAKE_SCALE[1][1].lower() != "#ffffff"

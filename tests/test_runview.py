@@ -207,3 +207,39 @@ def test_to_digit_rejects_blank_and_garbage() -> None:
     assert runview.top_prediction([0.0] * 9 + [1.0]) == (9, 1.0)
     with pytest.raises(UserError):
         runview.top_prediction([1.0])
+
+
+def test_live_progress_says_the_stage_and_counts_the_eta_down(store: RunStore) -> None:
+    """Issue 17: a run sat at 100 % "ETA 0.2 s" for ~8 s while it evaluated, and at 0 % for ~9 s
+    before its first point. The stage is shown, and the ETA (evaluation included) moves."""
+    run_id = _run(store)
+    store.add_metrics(run_id, [(937, 1.0, "progress", 1.0), (937, 1.0, "eta_seconds", 8.0),
+                               (937, 1.0, "images_per_second", 1843.0)])  # fmt: skip
+    curves = Curves(run_id)
+    curves.extend(store.metrics(run_id))
+    recorded = curves.recorded["eta_seconds"]
+    stage = {"stage": "evaluating", "text": "evaluating on 10,000 test digits",
+             "since": recorded + 1.0, "eta_seconds": 7.5}  # fmt: skip
+    later = runview.progress_of(curves, "running", stage, now=recorded + 4.0)
+    assert later.eta_s == pytest.approx(4.5)
+    assert later.text.startswith("Evaluating on 10,000 test digits… · 100 %")
+    assert "ETA 4.5 s" in later.text and "step 937 of 937" in later.text
+    assert "finishing" in runview.progress_of(curves, "running", stage, now=recorded + 60).text
+    loading = runview.progress_of(Curves("x"), "running", {"stage": "loading data", "since": 1.0})
+    assert loading.text == "Loading data… · 0 %"
+
+
+def test_a_stopped_run_never_reads_zero_images_per_second(store: RunStore) -> None:
+    """Issue 17: VGG-16 at 224 stopped after one ~12 s step showed "0 % · 0 images/s"."""
+    run_id = _run(store)
+    store.add_metrics(run_id, [(1, 1 / 11250, "progress", 1 / 33750),
+                               (1, 1 / 11250, "images_per_second", 1.3)])  # fmt: skip
+    curves = Curves(run_id)
+    curves.extend(store.metrics(run_id))
+    text = runview.progress_of(curves, "stopped").text
+    assert text.startswith("stopped at step 1 of 33,750 (< 1 %)")
+    assert "1.3 images/s" in text and "0 images/s" not in text and "ETA" not in text
+    assert runview.progress_of(Curves("x"), "stopped").text == (
+        "stopped before the first training step ended"
+    )
+    assert runview.speed_text(1843.4) == "1,843" and runview.speed_text(0.04) == "0.04"

@@ -13,6 +13,8 @@ import pytest
 from browser_helpers import assert_no_exception, open_app, screenshot, wait_idle
 from playwright.sync_api import Page, expect
 
+from cnnlab.training import loop
+from cnnlab.training.config import TrainConfig
 from cnnlab.training.store import RunStore
 
 pytestmark = pytest.mark.browser
@@ -162,4 +164,65 @@ def test_reload_and_second_tab_reattach_then_stop(page: Page, app_url: str, work
     expect(page.locator(".st-key-final-metrics")).to_have_count(0)  # no results for a stop
     expect(page.locator(".st-key-loss-chart [data-testid='stPlotlyChart']").first).to_be_visible()
     tall_screenshot(page, "train_stopped")
+    assert_no_exception(page)
+
+
+def tiny_finished_run(server_env: dict[str, str], name: str) -> tuple[RunStore, str]:
+    """A real 500-digit run trained here, in the app's store."""
+    store = RunStore(Path(server_env["CNNLAB_HOME"]) / "runs.db")
+    config = TrainConfig(train_limit=500, batch_size=100, name=name)
+    run_id = store.create_run(config.to_dict(), name=config.name, model=config.model,
+                              params=None, macs=None)  # fmt: skip
+    assert loop.train(config, store, run_id).status == "finished"
+    return store, run_id
+
+
+def test_an_open_page_of_a_deleted_run_says_so(
+    page: Page, app_url: str, server_env: dict[str, str]
+) -> None:
+    """Issue 17: a student's open page of a run deleted elsewhere went stale until clicked."""
+    store, run_id = tiny_finished_run(server_env, "to be deleted")
+    open_app(page, f"{app_url}/Train?run={run_id}")
+    expect(page.locator(".st-key-final-metrics")).to_contain_text("Accuracy")
+    store.trash_run(run_id)  # as the Runs page (or `cnnlab runs delete`) does it
+    expect(page.get_by_text("was deleted")).to_be_visible(timeout=15_000)  # no click, no reload
+    expect(page.locator(".st-key-final-metrics")).to_have_count(0)  # no stale results
+    assert_no_exception(page)
+
+
+def test_the_canvas_can_be_cleared_and_its_toolbar_has_room(
+    page: Page, app_url: str, server_env: dict[str, str]
+) -> None:
+    """Issue 17: the canvas's toolbar was not visible (it shows only on hover, over the text
+    above it). A Clear button is always there; the hover toolbar covers nothing."""
+    _, run_id = tiny_finished_run(server_env, "canvas")
+    open_app(page, f"{app_url}/Train?run={run_id}")
+    try_it = page.locator(".st-key-try-it")
+    try_it.scroll_into_view_if_needed()
+    clear = try_it.get_by_role("button", name="🗑 Clear")
+    expect(clear).to_be_visible()  # without hovering anything
+    canvas = try_it.locator("canvas.upper-canvas")
+    box = canvas.bounding_box()
+    assert box is not None
+    x, y = box["x"] + box["width"] / 2, box["y"] + 40
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x, y + 150, steps=20)
+    page.mouse.up()
+    drawing = try_it.get_by_role("tabpanel")  # the open tab only (the others are hidden)
+    expect(drawing).to_contain_text("Prediction:")
+    toolbar = try_it.locator(".dc-toolbar-card")
+    expect(toolbar).to_be_visible()  # the mouse is over the canvas
+    bar = toolbar.bounding_box()
+    assert bar is not None
+    for text in try_it.locator("[data-testid='stCaptionContainer']").all():
+        other = text.bounding_box()
+        if other is None:
+            continue
+        apart = bar["y"] + bar["height"] <= other["y"] or other["y"] + other["height"] <= bar["y"]
+        apart = apart or bar["x"] + bar["width"] <= other["x"]
+        assert apart or other["x"] + other["width"] <= bar["x"], "the toolbar covers a caption"
+    clear.click()
+    expect(drawing).to_contain_text("The prediction appears here once you draw.")
+    expect(drawing).not_to_contain_text("Prediction:")
     assert_no_exception(page)

@@ -193,3 +193,38 @@ def test_runs_page_without_runs_points_to_train() -> None:
     at = run_page(RUNS)
     no_exception(at)
     assert "No runs yet" in texts(at, "info")
+
+
+def test_report_preset_offers_a_run_this_machine_can_finish() -> None:
+    """Issue 17: "about 9.6 days on cpu" offered no way forward. A lighter version (smallest
+    input, 1 epoch, fewer digits) comes with its estimate, one click away."""
+    at = run_page(TRAIN)
+    at.button(key="preset-report").click().run()
+    no_exception(at)
+    if "Long run" not in texts(at, "warning"):
+        pytest.skip("this machine trains the report preset in under half an hour")
+    lighter = at.button(key="apply-lighter")
+    assert lighter.label.startswith("Try vgg16 at 32×32, 1 epoch on ") and "about" in lighter.label
+    lighter.click().run()
+    no_exception(at)
+    assert at.selectbox(key="tr_model").value == "vgg16"
+    assert at.selectbox(key="tr_input_size").value == 32
+    assert at.number_input(key="tr_epochs").value == 1
+    assert at.number_input(key="tr_limit").value in (10_000, 5_000, 2_000, 1_000)
+    assert at.number_input(key="tr_lr").value == pytest.approx(1e-4)  # the rest is kept
+    assert "Long run" not in texts(at, "warning")
+    eta = next(m.value for m in at.metric if m.label.startswith("Estimated time on"))
+    assert eta in lighter.label and not at.button(key="train-button").disabled
+
+
+def test_a_run_link_shows_the_run_first_with_the_form_folded(finished_run: str) -> None:
+    """Issue 17: on a 390 px phone a shared run's results sat several screens below the form."""
+    at = run_page(TRAIN, run=finished_run)
+    no_exception(at)
+    folded = [e for e in at.expander if e.label == "New run"]
+    assert len(folded) == 1 and not folded[0].proto.expanded
+    assert folded[0].button(key="train-button")  # the whole form is inside
+    at.button(key="reuse-settings").click().run()  # copying settings opens the form
+    assert next(e for e in at.expander if e.label == "New run").proto.expanded
+    fresh = run_page(TRAIN)
+    assert not [e for e in fresh.expander if e.label == "New run"]  # no run: the form, open

@@ -90,19 +90,21 @@ def run(args: argparse.Namespace) -> int:
     if args.background:
         return _background(config, store, args.json)
 
-    from cnnlab.training import estimate, loop  # torch: not imported for --help or --background
+    # torch: imported only here, not for --help or --background
+    from cnnlab.training import loop
+    from cnnlab.training.estimate import estimate_cost
 
-    estimate = estimate.estimate_cost(config)
+    cost = estimate_cost(config)
     if args.estimate:
         if args.json:
-            print(json.dumps(estimate.to_dict()))
+            print(json.dumps(cost.to_dict()))
         else:
-            _print_estimate(estimate, sys.stdout)
-        return 0 if estimate.fits else 2
-    estimate.raise_if_unfit()
-    _print_estimate(estimate, sys.stderr)
+            _print_estimate(cost, sys.stdout)
+        return 0 if cost.fits else 2
+    cost.raise_if_unfit()
+    _print_estimate(cost, sys.stderr)
     store.reap_orphans()
-    run_id = estimate.record(store, config)
+    run_id = cost.record(store, config)
     sys.stderr.write(f"run {run_id} ({config.model}) recorded in {store.path}\n")
 
     bar: Any = None

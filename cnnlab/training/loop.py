@@ -249,6 +249,7 @@ def _train(
         report(replace(point, test_accuracy=test_accuracy))
 
     # The end: the report's numbers, results as artifacts, a checkpoint, the run finished.
+    assert point is not None
     stage.enter(names.SAVING, "saving the results and the checkpoint", eta=rec.finish_s)
     final = summarise(probs, test_split.labels, test_split.images)
     scalars = {k: v for k, v in final.items() if _scalar(v)}

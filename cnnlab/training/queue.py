@@ -190,7 +190,7 @@ class _Consumer(Consumer):
             init_child(process)
             _die_with_parent(parent)
 
-        self.environment.init_child = init_worker  # type: ignore[method-assign]
+        self.environment.init_child = init_worker
         self._last_beat = 0.0
         self._last_reap = 0.0
 

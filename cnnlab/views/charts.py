@@ -327,8 +327,8 @@ def kind_share_bars(analysis: Analysis) -> go.Figure:
     labels = [m[0] for m in measures]
     for share in shares:
         values = [getattr(share, attr) for _, attr, _ in measures]
-        percent = [100 * v / t if t else 0.0 for v, (_, _, t) in zip(values, measures,
-                                                                     strict=True)]
+        totals = [total for _, _, total in measures]
+        percent = [100 * v / t if t else 0.0 for v, t in zip(values, totals, strict=True)]
         fig.add_trace(
             go.Bar(
                 y=labels,

@@ -181,25 +181,28 @@ class InspectorView:
     # -- the layer table ------------------------------------------------------------------
 
     def layer_table(self, *, only_costly: bool = True, details: bool = False) -> pd.DataFrame:
-        """One row per layer: each formula right beside its count.
+        """One row per layer: each formula right beside its count, all in sight at 1,400 px.
 
-        Columns: Layer, Name (AlexNet/VGG), Type, Output, Params, Params formula, MACs, MACs
-        formula; ``details`` adds FLOPs, FLOPs formula, Activations (bytes) and Counted.
+        Columns: Layer, Name (AlexNet/VGG; else Type), Params, Params formula, MACs, MACs
+        formula; ``details`` adds Output, Type, FLOPs, FLOPs formula, Activations (bytes) and
+        Counted.
         """
         assert self.analysis is not None
         rows = [r for r in self.analysis.rows if not only_costly or r.params > 0 or r.macs > 0]
         data: dict[str, list[object]] = {"Layer": [r.name for r in rows]}
         if self.names:
             data["Name"] = [self.names.get(r.name, "") for r in rows]
+        else:
+            data["Type"] = [r.type for r in rows]
         data |= {
-            "Type": [r.type for r in rows],
-            "Output": [tensor_shape_text(r.output_shape) for r in rows],
             "Params": [r.params for r in rows],
             "Params formula": [r.params_formula for r in rows],
             "MACs": [r.macs for r in rows],
             "MACs formula": [r.macs_formula for r in rows],
         }
         if details:
+            data["Output"] = [tensor_shape_text(r.output_shape) for r in rows]
+            data["Type"] = [r.type for r in rows]
             data |= {
                 "FLOPs": [r.flops for r in rows],
                 "FLOPs formula": [r.flops_formula for r in rows],

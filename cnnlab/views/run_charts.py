@@ -107,8 +107,7 @@ def epoch_figure(curves: Curves, epochs: int | None = None) -> go.Figure:
 
 
 MISTAKE_SCALE = [
-    [0.0, "#ffffff"], [1e-6, "#fee8c8"], [0.05, "#fdbb84"], [0.15, "#fc8d59"],
-    [0.4, "#e34a33"], [1.0, "#b30000"],
+    [0.0, "#ffffff"], [1e-6, "#fdd9b5"], [0.15, "#fdae6b"], [0.4, "#fb6a4a"], [1.0, "#de2d26"],
 ]  # fmt: skip
 """Mistakes: white only for none, a visible tint for a single digit, dark red for the worst
 (relative to the largest mistake, so a 0.1 % confusion is not lost beside a 99 % diagonal)."""

@@ -5,15 +5,22 @@ Everything else lives in plain modules of ``cnnlab``; pages only lay out widgets
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 import streamlit as st
 
 from cnnlab.errors import UserError
+from cnnlab.training.checkpoints import load_checkpoint
+from cnnlab.training.config import TrainConfig
 from cnnlab.training.data import MnistSplit, load_mnist
+from cnnlab.training.estimate import CostEstimate, estimate_cost
 from cnnlab.training.store import RunStore
+
+if TYPE_CHECKING:
+    from cnnlab.views.train import Field, Tile
 
 
 def requested_page(pages: Sequence[st.Page]) -> str | None:
@@ -123,3 +130,48 @@ def worker_notice(store: RunStore) -> bool:
     if not alive:
         st.container(key="no-worker").warning(WORKER_HELP, icon="⚠️")
     return alive
+
+
+# --- the Train page's widgets and caches ------------------------------------------------------
+
+
+def metric_tiles(tiles: Sequence[Tile]) -> None:
+    """A row of ``st.metric`` tiles (label, value, tooltip)."""
+    for col, tile in zip(st.columns(len(tiles)), tiles, strict=True):
+        col.metric(tile.label, tile.value, help=tile.help)
+
+
+def form_field(col: Any, field: Field, on_change: Callable[[], None] | None = None) -> None:
+    """One form widget described by a :class:`cnnlab.views.train.Field`, in ``col``."""
+    if field.kind == "select":
+        col.selectbox(
+            field.label,
+            field.options,
+            key=field.key,
+            format_func=field.text,
+            help=field.help,
+            on_change=on_change,
+        )
+    elif field.kind == "number":
+        col.number_input(
+            field.label,
+            key=field.key,
+            step=field.step,
+            format=field.format,
+            min_value=field.min_value,
+            help=field.help,
+        )
+    else:
+        col.text_input(field.label, key=field.key, placeholder=field.placeholder)
+
+
+@st.cache_data(show_spinner="Estimating the cost on this device…", max_entries=64, ttl=3600)
+def cached_estimate(config: dict[str, Any], measure: bool) -> CostEstimate:
+    """:func:`estimate_cost` of a config (as a dict), once per server process and hour."""
+    return estimate_cost(TrainConfig.from_dict(config), measure=measure)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the trained model…")
+def cached_checkpoint(path: str, mtime: float) -> tuple[Any, TrainConfig]:
+    """A run's trained model and config, loaded once per checkpoint file (and its mtime)."""
+    return load_checkpoint(path)
