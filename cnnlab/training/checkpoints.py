@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from cnnlab.counting import zoo
 from cnnlab.devices import autocast
 from cnnlab.errors import UserError, error_text
 from cnnlab.training.config import TrainConfig
@@ -41,8 +42,6 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, TrainConfig]:
     if not isinstance(blob, dict) or not {"state_dict", "config"} <= set(blob):
         raise UserError(f"{path}: not a cnnlab checkpoint (needs state_dict and config)")
     config = TrainConfig.from_dict(blob["config"]).validate()
-    from cnnlab.counting import zoo
-
     model = zoo.build_model(config.model, mnist=True, spec=config.stack_spec())
     try:
         model.load_state_dict(blob["state_dict"])

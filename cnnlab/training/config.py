@@ -86,7 +86,7 @@ class TrainConfig:
         """The Conv Lab :class:`cnnlab.counting.spec.StackSpec` for model ``stack`` (else None)."""
         if self.model != STACK or self.spec is None:
             return None
-        from cnnlab.counting.spec import StackSpec
+        from cnnlab.counting.spec import StackSpec  # kept out of a cheap config import
 
         parse = getattr(StackSpec, "from_dict", None)
         if parse is None:  # pragma: no cover - depends on the spec module's API
@@ -99,7 +99,7 @@ class TrainConfig:
     def check_model(self) -> TrainConfig:
         """:meth:`validate`, then ask the zoo whether the model exists and takes the input."""
         self.validate()
-        from cnnlab.counting import zoo
+        from cnnlab.counting import zoo  # torch: only when a model is checked
 
         zoo.check_input(
             self.model, mnist=True, input_shape=self.input_shape(), spec=self.stack_spec()

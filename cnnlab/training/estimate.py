@@ -12,10 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnlab.counting import zoo
+from cnnlab.counting.analyse import analyse_zoo
 from cnnlab.devices import autocast, channels_last, cpu_threads, resolve_device
 from cnnlab.errors import UserError
 from cnnlab.format import eta_text, gigabytes
 from cnnlab.training.config import TrainConfig
+from cnnlab.training.data import load_mnist
 from cnnlab.training.recipe import NUM_CLASSES, make_optimizer, prepare
 from cnnlab.training.store import RunStore
 
@@ -64,9 +67,6 @@ def estimate_cost(config: TrainConfig, *, measure: bool = True) -> CostEstimate:
     """Params, MACs/image (analysis engine), training FLOPs (= MACs × images × 3 × 2), memory,
     and an ETA from a short measured warm-up on the chosen device (``measure=False``: skip it and
     guess from FLOPs). Never raises for size: see ``fits``/``refusal``/:meth:`raise_if_unfit`."""
-    from cnnlab.counting.analyse import analyse_zoo
-    from cnnlab.training.data import load_mnist
-
     config.check_model()
     device = resolve_device(config.device)
     analysis = analyse_zoo(
@@ -168,8 +168,6 @@ def measure_speed(config: TrainConfig, device: torch.device, budget_s: float = 1
     seconds: one warm and one timed pass). Weights are allocated without initialisation
     (constant values): timing needs no real model.
     """
-    from cnnlab.counting import zoo
-
     if device.type == "cpu":
         torch.set_num_threads(cpu_threads())
     model = zoo.build_model(config.model, mnist=True, device="meta", spec=config.stack_spec())

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnlab.counting import zoo
 from cnnlab.devices import channels_last
 from cnnlab.training.config import TrainConfig
 
@@ -27,8 +28,6 @@ def prepare(images: torch.Tensor, size: int, device: torch.device) -> torch.Tens
 
 def build(config: TrainConfig, device: torch.device) -> nn.Module:
     """The zoo model adapted to MNIST (1 input channel, 10 classes), on ``device``."""
-    from cnnlab.counting import zoo
-
     model = zoo.build_model(config.model, mnist=True, device=device, spec=config.stack_spec())
     if channels_last(device):
         model = model.to(memory_format=torch.channels_last)

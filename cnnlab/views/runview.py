@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from PIL import Image, UnidentifiedImageError
 
 from cnnlab.errors import UserError
 from cnnlab.format import duration_text
@@ -314,8 +315,6 @@ def to_digit(image: np.ndarray, invert: bool | None = None) -> np.ndarray:
     Accepts grey [H, W], RGB or RGBA [H, W, C] (alpha = ink for a transparent canvas).
     ``invert``: True for dark ink on light paper; None guesses from the border colour.
     """
-    from PIL import Image
-
     array = np.asarray(image)
     if array.ndim == 3 and array.shape[2] == 4:
         rgb = array[..., :3].astype(np.float64)
@@ -375,8 +374,6 @@ MAX_PICTURE_PIXELS = 4096 * 4096
 
 def read_picture(data: bytes) -> np.ndarray:
     """Decode an uploaded PNG/JPEG/… into an array (a :class:`UserError` when it isn't one)."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(io.BytesIO(data)) as img:
             if img.width * img.height > MAX_PICTURE_PIXELS:  # before decoding a single pixel
