@@ -7,7 +7,7 @@
   ``training/`` never imports ``views/`` or ``cli/``; ``views/`` never imports ``cli/``.
 - Nothing under ``cnnlab/`` imports Streamlit except ``cnnlab/views/ui.py``.
 - A function-level import is there to keep start-up fast (or for another stated reason) and
-  says so in a comment on its line or the line above.
+  says so in a comment on its line or above it (one comment may head a block of imports).
 - ``cnnlab --help`` does not import torch.
 """
 
@@ -215,7 +215,10 @@ def test_function_level_imports_say_why() -> None:
         path = modules()[imp.module]
         lines = lines_of.setdefault(imp.module, path.read_text(encoding="utf-8").splitlines())
         here = lines[imp.line - 1]
-        above = lines[imp.line - 2].strip() if imp.line >= 2 else ""
+        up = imp.line - 2  # the comment may head a block of imports: look above the block
+        while up >= 0 and lines[up].strip().startswith(("from ", "import ")):
+            up -= 1
+        above = lines[up].strip() if up >= 0 else ""
         comments = [here.partition("#")[2], above[1:] if above.startswith("#") else ""]
         if not any(_says_why(c) for c in comments):
             offenders.append(f"{_where(imp)}: {here.strip()}")

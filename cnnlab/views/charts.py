@@ -62,8 +62,14 @@ def layer_kind(module_type: str) -> str:
 
 def _layout(fig: go.Figure, title: str, height: int) -> go.Figure:
     fig.update_layout(
-        title={"text": title, "x": 0.0, "xanchor": "left", "yref": "container", "y": 0.98,
-               "yanchor": "top"},
+        title={
+            "text": title,
+            "x": 0.0,
+            "xanchor": "left",
+            "yref": "container",
+            "y": 0.98,
+            "yanchor": "top",
+        },
         height=height,
         margin={"l": 10, "r": 10, "t": 100, "b": 10},
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.08, "x": 0.0, "xanchor": "left"},
