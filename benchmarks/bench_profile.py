@@ -1,7 +1,10 @@
 """Benchmark: cnnlab's analysis (meta device) vs torchinfo and fvcore on the same models.
 
-Targets (issues 3 and 4): VGG-16 at 3×224×224 analysed in ≤ 50 ms warm; a 20-layer Conv Lab
-stack re-analysed in ≤ 20 ms; ≥ 40× faster than the torchinfo path. cnnlab's time includes
+Targets (issues 3, 4 and 14): VGG-16 at 3×224×224 analysed in ≤ 50 ms warm; a 20-layer Conv
+Lab stack re-analysed in ≤ 20 ms and ≥ 4× faster than the torchinfo path; VGG-16 ≥ 40× faster.
+``stack20`` re-analyses the same spec, ``stack20_edit`` a spec with one conv's width changed each
+time (two layers analysed afresh, 18 from the per-layer cache — what a Conv Lab edit costs), and
+``stack20_cold`` with that cache emptied first (a stack never seen before). cnnlab's time includes
 building the model on the ``meta`` device. The torchinfo and fvcore paths are what a user would
 otherwise run: build the torchvision model (real weights), then ``torchinfo.summary`` or
 ``FlopCountAnalysis``; ``*_summary_only_ms`` give the second step alone on a prebuilt model.
@@ -16,18 +19,20 @@ Prints medians after warm-up; ``--json`` prints one object:
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
-from cnnlab.counting.analyse import analyse_spec, analyse_zoo
+from cnnlab.counting.analyse import _layer_analysis, analyse_spec, analyse_zoo
 from cnnlab.counting.build import build_stack
 from cnnlab.counting.crosscheck import _quiet, fvcore_total, torchinfo_totals
 from cnnlab.counting.spec import LayerSpec, StackSpec
@@ -43,6 +48,21 @@ def stack20() -> StackSpec:
     )
     block = (conv, conv, conv, conv, LayerSpec(type="maxpool", kernel=2))
     return StackSpec(input=(3, 64, 64), layers=block * 4, name="stack20")
+
+
+def edited_specs(spec: StackSpec) -> Iterator[StackSpec]:
+    """A Conv Lab edit each time: one conv's width changes (a new value every call), so that
+    layer and the next are analysed afresh and the other 18 come from the per-layer cache."""
+    for width in itertools.count(65):
+        layers = list(spec.layers)
+        layers[6] = replace(layers[6], out_channels=width)
+        yield replace(spec, layers=tuple(layers))
+
+
+def cold(spec: StackSpec) -> object:
+    """The stack analysed with an empty per-layer cache (a spec never seen in this process)."""
+    _layer_analysis.cache_clear()
+    return analyse_spec(spec)
 
 
 def median_ms(fn: Callable[[], object], warmup: int, repeats: int) -> float:
@@ -70,10 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_grad_enabled(True)
 
     spec = stack20()
+    edits = iter(edited_specs(spec))
     cnnlab_ms = {
         "alexnet": median_ms(lambda: analyse_zoo("alexnet"), warmup, repeats),
         "vgg16": median_ms(lambda: analyse_zoo("vgg16"), warmup, repeats),
         "stack20": median_ms(lambda: analyse_spec(spec), warmup, repeats),
+        "stack20_edit": median_ms(lambda: analyse_spec(next(edits)), warmup, repeats),
+        "stack20_cold": median_ms(lambda: cold(spec), warmup, repeats),
     }
 
     torchinfo_ms: dict[str, float | None] = {}
@@ -105,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         del model
 
+    for variant in ("stack20_edit", "stack20_cold"):  # the same stack, to torchinfo's eyes
+        torchinfo_ms[variant] = torchinfo_ms["stack20"]
     speedup = {
         k: (round(v / cnnlab_ms[k], 1) if v is not None and cnnlab_ms[k] > 0 else None)
         for k, v in torchinfo_ms.items()
@@ -131,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{'model':10s} {'cnnlab ms':>10s} {'torchinfo ms':>13s} {'fvcore ms':>10s} {'×':>6s}"
         )
         for k in cnnlab_ms:
-            ti, fv, sp = torchinfo_ms[k], fvcore_ms[k], speedup[k]
+            ti, fv, sp = torchinfo_ms[k], fvcore_ms.get(k), speedup[k]
             print(
                 f"{k:10s} {cnnlab_ms[k]:10.2f} {ti if ti is not None else float('nan'):13.2f} "
                 f"{fv if fv is not None else float('nan'):10.2f} "

@@ -9,7 +9,7 @@ from cnnlab.format import fmt_int, fmt_si
 from cnnlab.views import conv_lab as cl
 from cnnlab.views import lab_session as session
 from cnnlab.views import labstate as lab
-from cnnlab.views.ui import page_header, user_errors
+from cnnlab.views.ui import cached_view, page_header, user_errors
 
 # plotly's toolbar only on hover, without the logo: on a phone it must not sit on the titles
 CHART_CONFIG = {"displayModeBar": "hover", "displaylogo": False}
@@ -95,7 +95,7 @@ if len(layers) > 1:
 
 config = session.current_config(ss, layers)
 ss["lab_config"] = config
-view = cl.conv_lab_view(config)
+view = cached_view(cl.conv_lab_view, config)
 if view.input_error:
     input_note.container(key="lab-input-error").error(view.input_error, icon="⚠️")
     st.info(cl.NO_RESULTS)

@@ -11,7 +11,7 @@ from cnnlab.errors import UserError
 from cnnlab.format import shape_text
 from cnnlab.views import inspector
 from cnnlab.views.tables import crosscheck_markdown
-from cnnlab.views.ui import page_header
+from cnnlab.views.ui import cached_view, page_header
 
 page_header(
     "Model Inspector",
@@ -89,7 +89,7 @@ else:
     ss["insp_shape_saved"] = shape
 
 with st.spinner("Counting…"):
-    view = inspector.inspector_view(choice, input_shape=shape, mnist=mnist, spec=spec)
+    view = cached_view(inspector.inspector_view, choice, input_shape=shape, mnist=mnist, spec=spec)
 if view.input_error:  # say what is wrong next to the input; show no stale numbers
     st.container(key="insp-input-error").error(
         f"{view.input_error}. Nothing is counted until the input is valid.", icon="🚫"

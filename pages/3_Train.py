@@ -21,6 +21,7 @@ from cnnlab.views.ui import (
     metric_tiles,
     open_run_store,
     page_header,
+    shared_live_charts,
     user_errors,
     worker_notice,
 )
@@ -152,7 +153,8 @@ def live(run_id: str, page_status: str) -> None:
         assert run is not None
         curves = state.setdefault(f"curves:{run_id}", runview.Curves(run_id))
         smoothing = state.get(f"smooth:{run_id}", 0.6)
-        view = tv.live_view(store, run, curves, page_status=page_status, smoothing=smoothing)
+        view = tv.live_view(store, run, curves, page_status=page_status, smoothing=smoothing,
+                            charts=shared_live_charts)  # fmt: skip
     except UserError as err:
         st.error(f"The run store cannot be read: {err}", icon="🚫")
         return

@@ -198,3 +198,31 @@ def test_stop_of_a_foreground_run_mid_step_exits_within_seconds(tmp_path: Path):
     assert json.loads(out)["status"] == STOPPED
     assert f"run {run.id}: stopped" in err
     assert exited <= 4.0, f"the CLI exited {exited:.1f} s after the stop request"
+
+
+HEAVY_MODULES = ("torch", "torchvision", "pandas", "sklearn", "streamlit")
+
+
+@pytest.mark.parametrize("args", [["runs", "list"], ["runs", "list", "--json", "--trash"]])
+def test_runs_list_imports_no_torch(args: list[str]):
+    """`cnnlab runs list` answers from SQLite alone (≤ 1 s: benchmarks/cli_start.py)."""
+    RunStore().create_run(
+        {"model": "small-cnn"}, name="listed", model="small-cnn", params=None, macs=None
+    )
+    code = (
+        "import sys\n"
+        "from cnnlab.cli import main\n"
+        f"code = main({args!r})\n"
+        f"heavy = sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules)\n"
+        "print('HEAVY:' + ','.join(heavy))\n"
+        "raise SystemExit(code)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    heavy = done.stdout.strip().splitlines()[-1]
+    assert heavy == "HEAVY:", f"`cnnlab {' '.join(args)}` imports {heavy.removeprefix('HEAVY:')}"
+    if "--trash" not in args:
+        assert "listed" in done.stdout

@@ -4,8 +4,13 @@ system and can be switched."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from browser_helpers import assert_no_exception, open_app, screenshot
+from conftest import ROOT, free_port, stop, wait_http
 from playwright.sync_api import Browser, Page, expect
 
 pytestmark = pytest.mark.browser
@@ -87,3 +92,31 @@ def test_theme_follows_the_system_and_can_be_switched(
         )
     finally:
         context.close()
+
+
+def test_a_fresh_server_opened_on_a_page_keeps_the_titled_navigation(
+    page: Page, server_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The very first visitor of a new server opens /Runs, not /: Streamlit would run the page
+    straight from pages/ (file names in the sidebar, "app" first) and stay so until someone
+    opens / — the page must still come up under app.py's titled navigation, at its address."""
+    port = free_port()
+    log = tmp_path / "streamlit.log"
+    cmd = [
+        sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+        "--server.port", str(port), "--server.address", "127.0.0.1",
+        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+    ]  # fmt: skip
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=server_env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/_stcore/health", "ok", 90, proc, log)
+        open_app(page, f"http://127.0.0.1:{port}/Runs")
+        nav = page.locator("[data-testid='stSidebarNav']")
+        expect(nav.get_by_text("Home", exact=True)).to_be_visible()
+        expect(nav.get_by_text("app", exact=True)).to_have_count(0)
+        expect(page.get_by_role("heading", name="Runs")).to_be_visible()
+        assert page.url.rstrip("/").endswith("/Runs")
+        assert_no_exception(page)
+    finally:
+        stop(proc)

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from cnnlab.training.store import RunStore
 from cnnlab.views import run_charts
-from cnnlab.views.runview import Curves, smooth
+from cnnlab.views.runview import (
+    MAX_DRAWN_POINTS,
+    Curves,
+    downsample,
+    downsample_indices,
+    smooth,
+)
 
 
 @pytest.fixture
@@ -116,3 +123,51 @@ def test_confusion_figure_shows_a_single_mistake() -> None:
     first_tint = run_charts.MISTAKE_SCALE[1][0]
     assert mistakes.z[7][1] / mistakes.zmax > first_tint
     assert run_charts.MISTAKE_SCALE[1][1].lower() != "#ffffff"
+
+
+def _long_curves(n: int, nan_at: int | None = None) -> Curves:
+    """``n`` loss points of a noisy decaying curve (a long run's worth), one NaN if asked."""
+    rng = np.random.default_rng(0)
+    c = Curves("long")
+    c.steps["loss"] = list(range(1, n + 1))
+    values = (2.0 / np.arange(1, n + 1) ** 0.3 + 0.1 * rng.random(n)).tolist()
+    if nan_at is not None:
+        values[nan_at] = float("nan")
+    c.values["loss"] = values
+    c.epochs["loss"] = [s / 1000 for s in range(1, n + 1)]
+    return c
+
+
+def test_long_curves_draw_at_most_2000_points_ending_at_the_last_row() -> None:
+    c = _long_curves(10_000)
+    fig = run_charts.step_figure(c, "loss", smoothing=0.6)
+    raw, line = fig.data
+    steps, values = c.series("loss")
+    smoothed = smooth(values, 0.6)
+    for trace, ys in ((raw, values), (line, smoothed)):
+        picked = downsample_indices(steps, ys)  # exactly what the chart should draw
+        assert len(trace.x) == len(picked) == MAX_DRAWN_POINTS
+        assert list(trace.x) == [steps[i] for i in picked]
+        assert list(trace.y) == pytest.approx([ys[i] for i in picked])
+        assert (trace.x[0], trace.x[-1]) == (1, 10_000)  # first and newest point drawn
+        assert trace.y[-1] == pytest.approx(ys[-1])
+    # the spike survives downsampling (MinMax-LTTB keeps extremes)
+    spiky = _long_curves(10_000)
+    spiky.values["loss"][5_000] = 50.0
+    assert max(run_charts.step_figure(spiky, "loss").data[0].y) == 50.0
+
+
+def test_short_curves_are_drawn_whole_and_nan_survives() -> None:
+    c = _long_curves(1_999)
+    assert list(run_charts.step_figure(c, "loss").data[0].x) == c.steps["loss"]
+    nan = _long_curves(5_000, nan_at=4_000)
+    xs, ys = downsample(nan.steps["loss"], nan.values["loss"])
+    assert len(xs) <= MAX_DRAWN_POINTS and xs[-1] == 5_000
+    assert np.isnan(ys[xs.index(4_001)])  # the NaN step (a diverged loss) is still drawn
+
+
+def test_live_charts_are_the_three_live_figures(curves: Curves) -> None:
+    charts = run_charts.live_charts(curves, 2, 0.6)
+    assert list(charts) == list(run_charts.LIVE_CHARTS)
+    assert list(charts["loss-chart"].data[-1].x) == list(range(1, 41))
+    assert list(charts["epoch-chart"].data[0].x) == [1.0, 2.0]

@@ -16,6 +16,7 @@ from playwright.sync_api import Page, expect
 from cnnlab.training import loop
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.store import RunStore
+from cnnlab.views.runview import downsample_indices, smooth
 
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=30_000)
@@ -74,6 +75,21 @@ def logged_losses(server_env: dict[str, str], run_id: str) -> int:
     return len(store.metrics(run_id, keys=["loss"]))
 
 
+def loss_rows(server_env: dict[str, str], run_id: str) -> tuple[list[int], list[float]]:
+    store = RunStore(Path(server_env["CNNLAB_HOME"]) / "runs.db")
+    rows = store.metrics(run_id, keys=["loss"])
+    return [r.step for r in rows], [r.value for r in rows]
+
+
+def drawn_loss(page: Page) -> dict[str, list[float]]:
+    """The x and y of the loss chart's last trace as Plotly holds them in the browser."""
+    plot = page.locator(".st-key-loss-chart .js-plotly-plot").first
+    return plot.evaluate(
+        "el => { const t = el.data[el.data.length - 1];"
+        " return {x: Array.from(t.x), y: Array.from(t.y)}; }"
+    )
+
+
 def test_launch_stream_results_and_try_it(
     page: Page, app_url: str, worker: None, server_env: dict[str, str]
 ) -> None:
@@ -100,6 +116,10 @@ def test_launch_stream_results_and_try_it(
     expect(page.locator(".st-key-mistakes [data-testid='stImage'] img").first).to_be_visible()
     expect(page.locator(".st-key-mistakes")).to_contain_text("→")
     assert points(page) == logged_losses(server_env, run_id) > grown  # every row, none twice
+    drawn = drawn_loss(page)  # the smoothed line: what the downsampler picks, newest point last
+    steps, values = loss_rows(server_env, run_id)
+    picked = downsample_indices(steps, smooth(values, 0.6))
+    assert drawn["x"] == [steps[i] for i in picked] and drawn["x"][-1] == steps[-1]
 
     with page.expect_download() as download:
         page.get_by_role("button", name="⬇ Metrics (.csv)").click()

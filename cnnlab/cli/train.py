@@ -8,14 +8,13 @@ import os
 import sys
 from typing import Any
 
-from tqdm import tqdm
-
-from cnnlab.counting.spec import load
 from cnnlab.errors import UserError
 from cnnlab.training.config import DEVICES, INPUT_SIZES, OPTIMIZERS, SCHEDULES, TrainConfig
 from cnnlab.training.names import FINISHED, QUEUED, STOPPED
 from cnnlab.training.store import RunStore
 from cnnlab.training.watcher import STOPPED_MID_STEP_TEXT
+
+MEASURE_ABOVE_S = 120  # a foreground run guessed longer than this is timed before it starts
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -63,6 +62,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if args.spec:
         if args.model != "stack":
             raise UserError("--spec goes with --model stack")
+        from cnnlab.counting.spec import load  # lazy: only for --spec (keeps --help light)
+
         spec = load(args.spec).to_dict()
     config = TrainConfig(
         model=args.model,
@@ -90,11 +91,14 @@ def run(args: argparse.Namespace) -> int:
     if args.background:
         return _background(config, store, args.json)
 
-    # torch: imported only here, not for --help or --background
-    from cnnlab.training import loop
+    # lazy: torch only here, not for --help or --background
     from cnnlab.training.estimate import estimate_cost
 
-    cost = estimate_cost(config)
+    # A foreground run's bar shows its own ETA at once: time a warm-up only for --estimate
+    # or when a FLOP-rate guess says the run is long (its warning must be right before launch).
+    cost = estimate_cost(config, measure=args.estimate)
+    if not args.estimate and cost.eta_seconds > MEASURE_ABOVE_S:
+        cost = estimate_cost(config)
     if args.estimate:
         if args.json:
             print(json.dumps(cost.to_dict()))
@@ -102,6 +106,11 @@ def run(args: argparse.Namespace) -> int:
             _print_estimate(cost, sys.stdout)
         return 0 if cost.fits else 2
     cost.raise_if_unfit()
+    # lazy: the loop brings scikit-learn (evaluation) and tqdm: not needed for --estimate
+    from tqdm import tqdm
+
+    from cnnlab.training import loop  # lazy: torch + scikit-learn, for a real run only
+
     _print_estimate(cost, sys.stderr)
     store.reap_orphans()
     run_id = cost.record(store, config)
@@ -176,7 +185,8 @@ def _print_estimate(estimate: Any, out: Any) -> None:
         f" {estimate.train_flops:,} training FLOPs over {estimate.images:,} images",
         f"memory about {estimate.memory_bytes / 1e9:.2f} GB of"
         f" {estimate.available_bytes / 1e9:.1f} GB available on {estimate.device}",
-        f"estimated time: {estimate.eta_text} on {estimate.device}",
+        f"estimated time: {estimate.eta_text} on {estimate.device}"
+        + ("" if estimate.measured_images_per_second else " (a guess from FLOPs)"),
     ]
     if estimate.warning:
         lines.append(f"warning: {estimate.warning}")

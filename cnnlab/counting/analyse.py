@@ -12,15 +12,17 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 
 from torch import nn
 
 from cnnlab.counting import zoo
-from cnnlab.counting.build import build_stack
+from cnnlab.counting.build import build_layer
 from cnnlab.counting.probe import ForwardFailed, run_forward
 from cnnlab.counting.rules import count_module
 from cnnlab.counting.spec import (
+    LayerSpec,
     StackSpec,
     check_input_shape,
     check_stack,
@@ -231,33 +233,78 @@ def analyse_zoo(
 # ---------------------------------------------------------------- specs
 
 
+LAYER_CACHE_SIZE = 4096  # analysed (layer, input shape) pairs kept per process
+
+
+@lru_cache(maxsize=LAYER_CACHE_SIZE)
+def _layer_analysis(layer: LayerSpec, in_shape: tuple[int, ...]) -> Analysis:
+    """One valid spec layer with input ``in_shape``, analysed alone (leaf names ``"0.conv"``…).
+
+    The counts of a layer in a stack depend only on the layer and its input shape, so a Conv
+    Lab edit re-analyses only the layers it changed (and those whose input it changed); the
+    result is immutable (frozen rows), so sharing it between calls and threads is safe.
+    """
+    model = nn.Sequential()
+    model.add_module("0", build_layer(layer, in_shape, device="meta"))
+    return analyse_model(model, (1, *in_shape))
+
+
 def analyse_spec(spec: StackSpec, separable: bool | None = None) -> Analysis:
     """Analyse a Conv Lab stack: rows for the valid prefix, the first invalid layer as error.
 
     ``separable``: None keeps each layer's flag, True makes every flippable conv separable,
     False makes every conv regular. Rows are grouped by spec layer (``group`` = its index) and
-    carry that layer's receptive field.
+    carry that layer's receptive field. Each layer is analysed once per (layer, input shape)
+    and process (:func:`_layer_analysis`): the same rows as one forward pass of the whole
+    stack, since a stack's layers share nothing.
     """
     if separable is not None:
         spec = with_separable(spec, separable)
     checks = check_stack(spec)
     bad = next((c for c in checks if c.error is not None), None)
     n_valid = bad.index if bad is not None else len(spec.layers)
-    prefix = replace(spec, layers=spec.layers[:n_valid])
-    model = build_stack(prefix, device="meta")
-    analysis = analyse_model(model, (1, *spec.input), name=spec.name)
-    rows = tuple(
-        replace(row, receptive_field=checks[int(row.group)].receptive_field)
-        if row.group.isdigit()
-        else row
-        for row in analysis.rows
+    rows: list[LayerRow] = []
+    param_bytes = 0
+    if n_valid == 0:  # an empty stack is one identity leaf, as a forward pass sees it
+        rows += analyse_model(nn.Sequential(), (1, *spec.input)).rows
+    for check, layer in zip(checks[:n_valid], spec.layers[:n_valid], strict=True):
+        assert check.in_shape is not None
+        group = str(check.index)
+        try:
+            part = _layer_analysis(layer, check.in_shape)
+        except ForwardFailed as err:  # name the layer as in the whole stack
+            where = err.layer.replace("0.", f"{group}.", 1) if err.layer else None
+            raise ForwardFailed(err.reason, where, err.kind) from None
+        param_bytes += part.totals.param_bytes
+        rows += [
+            replace(
+                row,
+                name=f"{group}.{row.name.split('.', 1)[1]}",
+                group=group,
+                receptive_field=check.receptive_field,
+            )
+            if row.group == "0" and "." in row.name
+            else row
+            for row in part.rows
+        ]
+    input_shape = (1, *spec.input)
+    totals = Totals(
+        params=sum(r.params for r in rows),
+        trainable_params=sum(r.trainable_params for r in rows),
+        macs=sum(r.macs for r in rows),
+        flops=sum(r.flops for r in rows),
+        activation_bytes=sum(r.activation_bytes for r in rows),
+        param_bytes=param_bytes,
     )
     error = None
     if bad is not None:
         error = f"{layer_label(bad.index, spec.layers[bad.index].type)}: {bad.error}"
-    return replace(
-        analysis,
-        rows=rows,
+    return Analysis(
+        model=spec.name,
+        input_shape=input_shape,
+        rows=tuple(rows),
+        totals=totals,
+        footer=footer_for(input_shape, totals),
         error=error,
         error_layer=bad.index if bad is not None else None,
         spec=spec,

@@ -107,6 +107,16 @@ def _layer_modules(layer: LayerSpec, in_shape: tuple[int, ...]) -> OrderedDict[s
     raise AssertionError(t)  # pragma: no cover - check_stack refuses unknown types
 
 
+def build_layer(
+    layer: LayerSpec, in_shape: tuple[int, ...], device: str | torch.device = "cpu"
+) -> nn.Sequential:
+    """One spec layer taking ``in_shape`` ((C, H, W), or (F,) once flattened), as
+    :func:`build_stack` builds it (its child ``str(index)``); the layer must be valid there
+    (:func:`~cnnlab.counting.spec.check_stack` says so). Lets the analysis cache per layer."""
+    with torch.device(device):
+        return nn.Sequential(_layer_modules(layer, in_shape))
+
+
 def build_stack(
     spec: StackSpec,
     separable: bool | None = None,

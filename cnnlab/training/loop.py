@@ -105,6 +105,26 @@ class TrainResult:
         }
 
 
+def warm_up(config: TrainConfig | None = None) -> None:
+    """Make the next :func:`train` in this process start at once: decode MNIST into the data
+    cache (both splits), and run one tiny training step and one evaluation batch so the
+    kernels' first-call setup is done. What a worker process does when it starts."""
+    config = config or TrainConfig()
+    device = resolve_device(config.device)
+    if device.type == "cpu":
+        torch.set_num_threads(cpu_threads())
+    images = load_mnist("train", data_dir=config.data_dir).images
+    load_mnist("test", data_dir=config.data_dir)
+    model = build(config, device)
+    x = prepare(images[: config.batch_size].to(device), config.input_size, device)
+    with autocast(device):
+        loss = model(x).float().logsumexp(1).mean()
+    loss.backward()
+    model.eval()
+    with torch.inference_mode(), autocast(device):
+        model(x)
+
+
 def train(
     config: TrainConfig,
     store: RunStore,

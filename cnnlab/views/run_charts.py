@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import plotly.graph_objects as go
 
 from cnnlab.training import names
-from cnnlab.views.runview import Curves, smooth
+from cnnlab.views.runview import MAX_DRAWN_POINTS, Curves, downsample, smooth
 
 PALETTE = (
     "#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2",
@@ -49,24 +49,34 @@ def _is_fraction(key: str) -> bool:
 
 
 def step_figure(
-    curves: Curves, key: str, smoothing: float = 0.0, title: str | None = None
+    curves: Curves,
+    key: str,
+    smoothing: float = 0.0,
+    title: str | None = None,
+    max_points: int = MAX_DRAWN_POINTS,
 ) -> go.Figure:
-    """One metric per training step: raw points faint, the smoothed line on top."""
+    """One metric per training step: raw points faint, the smoothed line on top.
+
+    Smoothing runs over every recorded point; each line then draws at most ``max_points``
+    (:func:`cnnlab.views.runview.downsample`: LTTB, the last point always drawn).
+    """
     steps, values = curves.series(key)
     fig = go.Figure()
     fraction = _is_fraction(key)
     shown = [100 * v for v in values] if fraction else values
     unit = " %" if fraction else ""
     if smoothing > 0:
+        raw_x, raw_y = downsample(steps, shown, max_points)
         fig.add_trace(
             go.Scatter(
-                x=steps, y=shown, mode="lines", name="raw", line={"color": TRAIN_COLOR, "width": 1},
+                x=raw_x, y=raw_y, mode="lines", name="raw", line={"color": TRAIN_COLOR, "width": 1},
                 opacity=0.3, hovertemplate=f"step %{{x}}<br>raw %{{y:.4g}}{unit}<extra></extra>",
             )
         )  # fmt: skip
+    line_x, line_y = downsample(steps, smooth(shown, smoothing), max_points)
     fig.add_trace(
         go.Scatter(
-            x=steps, y=smooth(shown, smoothing),
+            x=line_x, y=line_y,
             mode="lines+markers" if len(steps) < 30 else "lines",
             name="smoothed" if smoothing > 0 else KEY_TITLES.get(key, key),
             line={"color": TRAIN_COLOR, "width": 2},
@@ -79,6 +89,28 @@ def step_figure(
         fig.add_annotation(text="waiting for the first steps…", showarrow=False, x=0.5, y=0.5,
                            xref="paper", yref="paper")  # fmt: skip
     return _layout(fig, title or KEY_TITLES.get(key, key).capitalize() + " per step")
+
+
+LIVE_CHARTS = ("loss-chart", "acc-chart", "epoch-chart")
+"""The live section's charts (their container keys on the Train page)."""
+
+
+def live_charts(curves: Curves, epochs: int | None, smoothing: float) -> dict[str, go.Figure]:
+    """The Train page's three live charts: loss and training accuracy per step, test accuracy
+    per epoch. Depends only on the rows in ``curves`` (so on ``curves.last_id``), ``epochs``
+    and ``smoothing``: the page builds them once per run and tick and shares them between tabs.
+    """
+    return dict(
+        zip(
+            LIVE_CHARTS,
+            (
+                step_figure(curves, names.LOSS, smoothing),
+                step_figure(curves, names.TRAIN_ACCURACY, smoothing),
+                epoch_figure(curves, epochs),
+            ),
+            strict=True,
+        )
+    )
 
 
 def epoch_figure(curves: Curves, epochs: int | None = None) -> go.Figure:

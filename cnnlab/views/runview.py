@@ -133,6 +133,43 @@ def smooth(values: Sequence[float], weight: float) -> list[float]:
     return out
 
 
+MAX_DRAWN_POINTS = 2000
+"""A live curve draws at most this many points (LTTB-downsampled, first and last kept)."""
+
+
+def downsample_indices(
+    xs: Sequence[float], ys: Sequence[float], limit: int = MAX_DRAWN_POINTS
+) -> list[int]:
+    """Which points of a curve to draw: all of them up to ``limit``, else ``limit`` chosen by
+    MinMax-LTTB (:mod:`tsdownsample`; keeps the shape, spikes, the first and the last point).
+
+    ``xs`` must be sorted (steps are); NaN values are kept visible (NaN-aware variant).
+    """
+    n = len(xs)
+    if n <= limit:
+        return list(range(n))
+    # lazy: the Rust downsampler is needed only for curves longer than ``limit``
+    from tsdownsample import MinMaxLTTBDownsampler, NaNMinMaxLTTBDownsampler
+
+    x = np.asarray(xs, dtype=np.float64)
+    y = np.asarray(ys, dtype=np.float64)
+    sampler = NaNMinMaxLTTBDownsampler() if np.isnan(y).any() else MinMaxLTTBDownsampler()
+    picked = sampler.downsample(x, y, n_out=limit).tolist()
+    if picked[-1] != n - 1:  # the newest point is always drawn
+        picked[-1] = n - 1
+    return [int(i) for i in picked]
+
+
+def downsample(
+    xs: Sequence[float], ys: Sequence[float], limit: int = MAX_DRAWN_POINTS
+) -> tuple[list[float], list[float]]:
+    """The points of a curve to draw (see :func:`downsample_indices`)."""
+    if len(xs) <= limit:
+        return list(xs), list(ys)
+    picked = downsample_indices(xs, ys, limit)
+    return [xs[i] for i in picked], [ys[i] for i in picked]
+
+
 # --- tables -----------------------------------------------------------------------------------
 
 

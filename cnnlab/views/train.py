@@ -67,6 +67,8 @@ MODEL_NOTES = {
 LIGHTER_TARGET_S = 10 * 60  # a lighter version should finish in about this long …
 LIGHTER_LIMITS = (10_000, 5_000, 2_000, 1_000)  # … on the first of these many digits that does
 
+ChartsBuilder = Callable[[Curves, Any, float], dict[str, go.Figure]]
+"""``charts(curves, epochs, smoothing)`` → container key → figure (``run_charts.live_charts``)."""
 Estimator = Callable[[TrainConfig, bool], CostEstimate]
 """``estimate(config, measure)``: the page passes a cached :func:`estimate_cost`."""
 
@@ -357,8 +359,13 @@ def live_view(
     page_status: str,
     smoothing: float,
     now: float | None = None,
+    charts: ChartsBuilder = run_charts.live_charts,
 ) -> LiveView:
-    """Read the rows recorded since ``curves`` last grew and what the run is doing now."""
+    """Read the rows recorded since ``curves`` last grew and what the run is doing now.
+
+    ``charts(curves, epochs, smoothing)`` builds the figures; the page passes a version cached
+    across tabs (:func:`cnnlab.views.ui.shared_live_charts`), so many viewers cost one build.
+    """
     curves.extend(store.metrics(run.id, after_id=curves.last_id))
     stage = store.get_artifact(run.id, names.STAGE) if run.active else None
     progress = runview.progress_of(curves, run.status, stage.data if stage else None, now)
@@ -378,11 +385,7 @@ def live_view(
         fraction=progress.fraction,
         progress_text=progress.text,
         message=message,
-        charts={
-            "loss-chart": run_charts.step_figure(curves, names.LOSS, smoothing),
-            "acc-chart": run_charts.step_figure(curves, names.TRAIN_ACCURACY, smoothing),
-            "epoch-chart": run_charts.epoch_figure(curves, run.config.get("epochs")),
-        },
+        charts=charts(curves, run.config.get("epochs"), smoothing),
         points=curves.count(names.LOSS),
         ended_since_drawn=run.status != page_status and run.done,
     )

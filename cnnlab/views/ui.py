@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
+import plotly.graph_objects as go
 import streamlit as st
 
 from cnnlab.errors import UserError
@@ -18,6 +19,8 @@ from cnnlab.training.config import TrainConfig
 from cnnlab.training.data import MnistSplit, load_mnist
 from cnnlab.training.estimate import CostEstimate, estimate_cost
 from cnnlab.training.store import RunStore
+from cnnlab.views.run_charts import live_charts
+from cnnlab.views.runview import Curves
 
 if TYPE_CHECKING:
     from cnnlab.views.train import Field, Tile
@@ -57,8 +60,27 @@ def unknown_page_notice(pages: Sequence[st.Page]) -> None:
             col.page_link(page, label=page.title, icon=page.icon or None)
 
 
+def _leave_pages_folder_mode() -> None:
+    """Make sure the page runs under app.py's ``st.navigation``, not Streamlit's old mode.
+
+    A server whose very first visitor opens ``/Train`` (not ``/``) runs ``pages/3_Train.py``
+    straight from the folder, the old multipage mode (file names in the sidebar, app.py never
+    run), and stays in it until someone opens ``/``. Streamlit keeps that choice in one flag,
+    set once per process; clearing it and rerunning sends this and every later run through
+    app.py. (``PagesManager`` is internal: when it changes, this does nothing.)
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager  # internal API, see docstring
+    except ImportError:
+        return
+    if getattr(PagesManager, "uses_pages_directory", None):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def page_header(title: str, icon: str, caption: str | None = None) -> None:
     """``set_page_config`` + title (+ a one-line caption)."""
+    _leave_pages_folder_mode()
     st.set_page_config(page_title=f"{title} · cnnlab", page_icon=icon, layout="wide")
     st.title(f"{icon} {title}")
     if caption:
@@ -171,7 +193,40 @@ def cached_estimate(config: dict[str, Any], measure: bool) -> CostEstimate:
     return estimate_cost(TrainConfig.from_dict(config), measure=measure)
 
 
+@st.cache_resource(max_entries=64, ttl=600, show_spinner=False)
+def _live_charts(
+    run_id: str, last_id: int, epochs: Any, smoothing: float, _curves: Curves
+) -> dict[str, go.Figure]:
+    """The figures for one run as of one metric row, built once for every tab (not copied:
+    ``st.plotly_chart`` only reads a figure)."""
+    return live_charts(_curves, epochs, smoothing)
+
+
+def shared_live_charts(curves: Curves, epochs: Any, smoothing: float) -> dict[str, go.Figure]:
+    """:func:`cnnlab.views.run_charts.live_charts`, once per (run, last metric row, smoothing)
+    per server process: every tab watching a run gets the same figures, built by the first tab
+    that saw its newest row (the rows up to an id are the same for every tab)."""
+    return _live_charts(curves.run_id, curves.last_id, epochs, float(smoothing), curves)
+
+
 @st.cache_resource(max_entries=4, show_spinner="Loading the trained model…")
 def cached_checkpoint(path: str, mtime: float) -> tuple[Any, TrainConfig]:
     """A run's trained model and config, loaded once per checkpoint file (and its mtime)."""
     return load_checkpoint(path)
+
+
+# --- view-models, once per server process -----------------------------------------------------
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def _cached_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: tuple[Any, ...]) -> Any:
+    return fn(*args, **dict(kwargs))
+
+
+def cached_view(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` — a view-model call — computed once per server process for the
+    same arguments and shared by every session (a rerun that changed nothing else, going back
+    to a model picked before, a second tab). The views are frozen and pages only read them, so
+    the object itself is shared (``cache_resource``: unpickling a view's plotly figures would
+    cost as much as making them). Errors are not cached."""
+    return _cached_call(fn, args, tuple(sorted(kwargs.items())))
