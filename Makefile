@@ -67,6 +67,10 @@ bench: $(RUNTIME_STAMP)
 	$(PY) benchmarks/bench_profile.py --json
 	$(PY) benchmarks/bench_train.py --json
 	$(PY) benchmarks/time_to_accuracy.py --json
+	$(PY) benchmarks/cli_start.py --json
+	$(PY) benchmarks/run_latency.py --json
+	$(PY) benchmarks/page_latency.py --json
+	$(PY) benchmarks/watch_cost.py --json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache artifacts

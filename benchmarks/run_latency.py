@@ -1,7 +1,8 @@
 """Benchmark: how long a queued run waits for its first chart point, and for its results.
 
 Starts a real worker (``python -m cnnlab worker``) in a fresh ``CNNLAB_HOME``, waits until it
-beats (and ``--settle`` seconds more: a user opens the page before clicking Train), then queues
+beats and its worker process says it is warm (up to 120 s; ``warm_up_wait_s``), and
+``--settle`` seconds more (a user opens the page before clicking Train), then queues
 the default small run through :func:`cnnlab.training.queue.enqueue` — what the Train button
 calls — ``--runs`` times in a row, each after the previous one finished. From the store:
 
@@ -21,6 +22,7 @@ two spans for ``python -m cnnlab train`` (first point from the process start).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -73,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["CNNLAB_HOME"] = tmp.name
     env = dict(os.environ)
     from cnnlab.training.config import TrainConfig
+    from cnnlab.training.estimate import estimate_cost
     from cnnlab.training.queue import enqueue
     from cnnlab.training.store import RunStore
 
@@ -82,11 +85,18 @@ def main(argv: list[str] | None = None) -> int:
         [sys.executable, "-m", "cnnlab", "worker"], cwd=ROOT, env=env, stdout=log, stderr=log
     )
     queued: list[dict[str, float | None]] = []
+    warm_s = None
     foreground: dict[str, float | None] | None = None
     try:
         wait_for(lambda: store.workers_alive() > 0, 60, "the worker's heartbeat")
+        logged = Path(tmp.name) / "worker.log"
+        warm = time.monotonic()
+        with contextlib.suppress(SystemExit):  # a tree without the warm-up logs no such line
+            wait_for(lambda: " warm in " in logged.read_text(), 120, "the warm-up")
+        warm_s = round(time.monotonic() - warm, 3)
         time.sleep(settle)
         config = TrainConfig(train_limit=limit)
+        estimate_cost(config, measure=False)  # the page's server has torch imported already
         for _ in range(runs):
             start = time.time()
             run_id = enqueue(config, store)
@@ -121,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         "foreground_s": foreground,
         "train_limit": limit,
         "settle_s": settle,
+        "warm_up_wait_s": warm_s,
         "goals_s": {"first_point_s": 2.0, "results_s": 3.0},
         "quick": args.quick,
     }

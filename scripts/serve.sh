@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Start the training worker (Huey consumer) and the Streamlit app together; stop both together.
-# The web server runs under `nice` (SERVER_NICE, default 10) so that on a small machine the
+# The web server runs under `nice` (SERVER_NICE, default 5) so that on a small machine the
 # training worker keeps the CPU first: many open Train tabs slow the pages, not the run
 # (README, Performance).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 PORT=${PORT:-8501}
-SERVER_NICE=${SERVER_NICE:-10}
+SERVER_NICE=${SERVER_NICE:-5}
 "$PY" -m cnnlab worker &
 worker=$!
 trap 'kill -TERM $worker 2>/dev/null; wait $worker 2>/dev/null || true' EXIT INT TERM

@@ -66,6 +66,18 @@ class Totals:
     activation_bytes: int
     param_bytes: int
 
+    @classmethod
+    def of(cls, rows: Sequence[LayerRow], param_bytes: int) -> Totals:
+        """The sums of the rows (``param_bytes`` is the model's, rows may not hold it all)."""
+        return cls(
+            params=sum(r.params for r in rows),
+            trainable_params=sum(r.trainable_params for r in rows),
+            macs=sum(r.macs for r in rows),
+            flops=sum(r.flops for r in rows),
+            activation_bytes=sum(r.activation_bytes for r in rows),
+            param_bytes=param_bytes,
+        )
+
 
 @dataclass(frozen=True)
 class Footer:
@@ -172,14 +184,7 @@ def analyse_model(model: nn.Module, input_shape: tuple[int, ...], name: str = "m
             )
         )
 
-    totals = Totals(
-        params=sum(r.params for r in rows),
-        trainable_params=sum(r.trainable_params for r in rows),
-        macs=sum(r.macs for r in rows),
-        flops=sum(r.flops for r in rows),
-        activation_bytes=sum(r.activation_bytes for r in rows),
-        param_bytes=param_bytes,
-    )
+    totals = Totals.of(rows, param_bytes)
     return Analysis(
         model=name,
         input_shape=input_shape,
@@ -288,14 +293,7 @@ def analyse_spec(spec: StackSpec, separable: bool | None = None) -> Analysis:
             for row in part.rows
         ]
     input_shape = (1, *spec.input)
-    totals = Totals(
-        params=sum(r.params for r in rows),
-        trainable_params=sum(r.trainable_params for r in rows),
-        macs=sum(r.macs for r in rows),
-        flops=sum(r.flops for r in rows),
-        activation_bytes=sum(r.activation_bytes for r in rows),
-        param_bytes=param_bytes,
-    )
+    totals = Totals.of(rows, param_bytes)
     error = None
     if bad is not None:
         error = f"{layer_label(bad.index, spec.layers[bad.index].type)}: {bad.error}"

@@ -219,8 +219,10 @@ def cached_checkpoint(path: str, mtime: float) -> tuple[Any, TrainConfig]:
 
 
 @st.cache_resource(max_entries=256, show_spinner=False)
-def _cached_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: tuple[Any, ...]) -> Any:
-    return fn(*args, **dict(kwargs))
+def _cached_call(
+    name: str, args: tuple[Any, ...], kwargs: tuple[Any, ...], _fn: Callable[..., Any]
+) -> Any:
+    return _fn(*args, **dict(kwargs))  # keyed by the function's name (Streamlit can't hash it)
 
 
 def cached_view(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -229,4 +231,5 @@ def cached_view(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     to a model picked before, a second tab). The views are frozen and pages only read them, so
     the object itself is shared (``cache_resource``: unpickling a view's plotly figures would
     cost as much as making them). Errors are not cached."""
-    return _cached_call(fn, args, tuple(sorted(kwargs.items())))
+    name = f"{fn.__module__}.{fn.__qualname__}"
+    return _cached_call(name, args, tuple(sorted(kwargs.items())), fn)
