@@ -312,6 +312,7 @@ def soak(browser: Any, *, runs: int, workers: int, sessions: int, minutes: float
         "median_page_load_s": round(statistics.median(latencies), 3) if latencies else None,
         "max_page_load_s": round(max(latencies), 3) if latencies else None,
         "page_exceptions": len(pollers.errors) if pollers else 0,
+        "page_errors": pollers.errors if pollers else [],
         "page_points_match_store": matches,
         "seconds": round(time.perf_counter() - t0, 1),
     }

@@ -31,7 +31,8 @@ worker_notice(store)
 # The table's selection is kept as run ids: the rows it names are those of the table as drawn.
 shown: list[str] = st.session_state.get("runs-shown", [])
 state = st.session_state.get(TABLE)
-picked = [shown[i] for i in (state.selection.rows if state else []) if i < len(shown)]
+# item access: the widget's state, or the plain dict this page wrote into it below
+picked = [shown[i] for i in (state["selection"]["rows"] if state else []) if i < len(shown)]
 reselect = st.session_state.pop("runs-reselect", None)  # the runs an Undo brought back
 view = rv.runs_view(store, reselect or picked)
 if view.ids != tuple(shown) or reselect:  # rows moved: select the same runs in the new table

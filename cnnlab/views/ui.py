@@ -60,22 +60,29 @@ def unknown_page_notice(pages: Sequence[st.Page]) -> None:
             col.page_link(page, label=page.title, icon=page.icon or None)
 
 
+_left_folder_mode = False  # set by the first page run that left Streamlit's folder mode
+
+
 def _leave_pages_folder_mode() -> None:
     """Make sure the page runs under app.py's ``st.navigation``, not Streamlit's old mode.
 
     A server whose very first visitor opens ``/Train`` (not ``/``) runs ``pages/3_Train.py``
     straight from the folder, the old multipage mode (file names in the sidebar, app.py never
     run), and stays in it until someone opens ``/``. Streamlit keeps that choice in one flag,
-    set once per process; clearing it and rerunning sends this and every later run through
-    app.py. (``PagesManager`` is internal: when it changes, this does nothing.)
+    set once per process; clearing it and rerunning (once) sends this and every later run
+    through app.py. (Streamlit's AppTest sets the flag again before every run: there the later
+    runs just clear it.) (``PagesManager`` is internal: when it changes, this does nothing.)
     """
     try:
         from streamlit.runtime.pages_manager import PagesManager  # internal API, see docstring
     except ImportError:
         return
+    global _left_folder_mode
     if getattr(PagesManager, "uses_pages_directory", None):
         PagesManager.uses_pages_directory = False
-        st.rerun()
+        if not _left_folder_mode:  # once per process: a rerun would drop this run's clicks
+            _left_folder_mode = True
+            st.rerun()
 
 
 def page_header(title: str, icon: str, caption: str | None = None) -> None:
