@@ -19,7 +19,8 @@ ROW_PX = 35
 
 def grid_in(page: Page, container_key: str) -> Locator:
     """The grid inside ``st.container(key=container_key)``."""
-    grid = page.locator(f".st-key-{container_key} [data-testid='stDataFrame']")
+    # .first: while a busy server redraws, the stale and the new grid can briefly both be there
+    grid = page.locator(f".st-key-{container_key} [data-testid='stDataFrame']").first
     expect(grid).to_be_visible()
     return grid
 

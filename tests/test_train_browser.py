@@ -222,11 +222,13 @@ def test_the_canvas_can_be_cleared_and_its_toolbar_has_room(
     clear = try_it.get_by_role("button", name="🗑 Clear")
     expect(clear).to_be_visible()  # without hovering anything
     canvas = try_it.locator("canvas.upper-canvas")
+    expect(canvas).to_be_visible()  # the component loads after the page: measure it then
     box = canvas.bounding_box()
     assert box is not None
-    x, y = box["x"] + box["width"] / 2, box["y"] + 40
-    page.mouse.move(x, y)
+    x, y = box["x"] + box["width"] / 2, box["y"] + 50
+    page.mouse.move(x - 15, y + 15)
     page.mouse.down()
+    page.mouse.move(x, y, steps=5)
     page.mouse.move(x, y + 150, steps=20)
     page.mouse.up()
     drawing = try_it.get_by_role("tabpanel")  # the open tab only (the others are hidden)

