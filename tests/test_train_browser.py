@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 from browser_helpers import assert_no_exception, open_app, screenshot, wait_idle
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from cnnlab.training import loop
 from cnnlab.training.config import TrainConfig
@@ -90,6 +90,21 @@ def drawn_loss(page: Page) -> dict[str, list[float]]:
     )
 
 
+def draw_one(page: Page, try_it: Locator) -> None:
+    """Draw a "1" on the Try-it canvas (strokes start below the canvas toolbar); the canvas is
+    measured once visible, since the component loads after the page."""
+    canvas = try_it.locator("canvas.upper-canvas")
+    expect(canvas).to_be_visible()
+    box = canvas.bounding_box()
+    assert box is not None
+    x, y = box["x"] + box["width"] / 2, box["y"] + 50
+    page.mouse.move(x - 15, y + 15)
+    page.mouse.down()
+    page.mouse.move(x, y, steps=5)
+    page.mouse.move(x, y + 150, steps=20)
+    page.mouse.up()
+
+
 def test_launch_stream_results_and_try_it(
     page: Page, app_url: str, worker: None, server_env: dict[str, str]
 ) -> None:
@@ -132,16 +147,7 @@ def test_launch_stream_results_and_try_it(
     # Try it: draw a "1" on the canvas (strokes start below the canvas toolbar).
     try_it = page.locator(".st-key-try-it")
     try_it.scroll_into_view_if_needed()
-    canvas = try_it.locator("canvas.upper-canvas")
-    expect(canvas).to_be_visible()
-    box = canvas.bounding_box()
-    assert box is not None
-    x, y = box["x"] + box["width"] / 2, box["y"] + 50
-    page.mouse.move(x - 15, y + 15)
-    page.mouse.down()
-    page.mouse.move(x, y, steps=5)
-    page.mouse.move(x, y + 150, steps=20)
-    page.mouse.up()
+    draw_one(page, try_it)
     expect(try_it).to_contain_text("Prediction:")
     expect(try_it.locator("[data-testid='stPlotlyChart']").first).to_be_visible()
     seen = try_it.locator("[data-testid='stImage'] img").first  # the 28×28 the model got
@@ -225,16 +231,7 @@ def test_the_canvas_can_be_cleared_and_its_toolbar_has_room(
     try_it.scroll_into_view_if_needed()
     clear = try_it.get_by_role("button", name="🗑 Clear")
     expect(clear).to_be_visible()  # without hovering anything
-    canvas = try_it.locator("canvas.upper-canvas")
-    expect(canvas).to_be_visible()  # the component loads after the page: measure it then
-    box = canvas.bounding_box()
-    assert box is not None
-    x, y = box["x"] + box["width"] / 2, box["y"] + 50
-    page.mouse.move(x - 15, y + 15)
-    page.mouse.down()
-    page.mouse.move(x, y, steps=5)
-    page.mouse.move(x, y + 150, steps=20)
-    page.mouse.up()
+    draw_one(page, try_it)
     drawing = try_it.get_by_role("tabpanel")  # the open tab only (the others are hidden)
     expect(drawing).to_contain_text("Prediction:")
     toolbar = try_it.locator(".dc-toolbar-card")
