@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from cnnlab.errors import UserError
 
-SUBCOMMAND_MODULES = ("data", "profile", "train", "runs", "worker")
+SUBCOMMAND_MODULES = ("data", "profile", "train", "runs", "features", "worker")
 
 
 class OneLineParser(argparse.ArgumentParser):
