@@ -27,8 +27,8 @@ STREAMLIT_HELPER = "cnnlab.views.ui"
 
 # room → rooms it must never import
 FORBIDDEN: dict[str, tuple[str, ...]] = {
-    "cnnlab.counting": ("cnnlab.training", "cnnlab.views", "cnnlab.cli"),
-    "cnnlab.training": ("cnnlab.views", "cnnlab.cli"),
+    "cnnlab.counting": ("cnnlab.training", "cnnlab.inside", "cnnlab.views", "cnnlab.cli"),
+    "cnnlab.training": ("cnnlab.inside", "cnnlab.views", "cnnlab.cli"),
     "cnnlab.views": ("cnnlab.cli",),
     "cnnlab.inside": ("cnnlab.views", "cnnlab.cli"),  # feature maps: views and cli show them
 }
