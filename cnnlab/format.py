@@ -103,3 +103,14 @@ def eta_text(seconds: float) -> str:
     if seconds < 48 * 3600:
         return f"about {seconds / 3600:.1f} h"
     return f"about {seconds / 86400:.1f} days"
+
+
+_MARKDOWN_SPECIAL = set("\\`*_{}[]()<>#+-.!|~$:")
+
+
+def md_escape(text: object) -> str:
+    """User text (a run name, an error) made safe inside Streamlit Markdown: every character
+    Markdown or HTML could act on is backslash-escaped, so ``[x](http://evil)`` shows as
+    typed instead of as a link; newlines become spaces."""
+    plain = " ".join(str(text).splitlines())
+    return "".join("\\" + c if c in _MARKDOWN_SPECIAL else c for c in plain)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from cnnlab.errors import UserError
+from cnnlab.format import md_escape
 from cnnlab.training.store import RunStore
 from cnnlab.views import runs as rv
 from cnnlab.views.ui import open_run_store, page_header, worker_notice
@@ -64,7 +65,7 @@ if undo:
     with st.container(key="undo-bar", border=True):
         u1, u2 = st.columns([5, 1], vertical_alignment="center")
         u1.success(
-            f"Moved {', '.join(name for _, name in undo)} to the trash "
+            f"Moved {', '.join(md_escape(name) for _, name in undo)} to the trash "
             f"(kept {rv.TRASH_DAYS} days).",
             icon="🗑",
         )
@@ -139,7 +140,8 @@ if view.selected:
             else:
                 st.caption(f"Deleted runs go to the trash for {rv.TRASH_DAYS} days (Undo).")
                 sure = st.checkbox(
-                    f"Yes, delete {label} with their metrics and checkpoints", key="delete-confirm"
+                    f"Yes, delete {md_escape(label)} with their metrics and checkpoints",
+                    key="delete-confirm",
                 )
                 if st.button("Delete", key="delete-button", type="primary", disabled=not sure):
                     moved, problem = rv.trash_runs(store, deletable)

@@ -88,6 +88,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     store = RunStore()
+    store.require_writable()  # a read-only store: say so before estimating anything
     if args.background:
         return _background(config, store, args.json)
 

@@ -48,6 +48,8 @@ log = logging.getLogger("cnnlab.training.queue")
 
 WORKER_HEARTBEAT_S = 2.0
 REAP_EVERY_S = 5.0
+LOST_TASK_GRACE_S = 20.0
+"""A queued run whose task has been missing from the queue this long is taken for lost."""
 MAX_WORKERS = 32
 
 _instances: dict[Path, tuple[SqliteHuey, TaskWrapper]] = {}
@@ -194,6 +196,49 @@ def enqueue(config: TrainConfig, store: RunStore | None = None) -> str:
     return run_id
 
 
+# --- lost tasks ---------------------------------------------------------------------------------
+
+
+def queued_task_ids(huey: SqliteHuey) -> set[str]:
+    """The run ids whose task still waits in ``huey``'s queue (pending or scheduled)."""
+    ids: set[str] = set()
+    for task in [*huey.pending(), *huey.scheduled()]:
+        args = getattr(task, "args", None) or ()
+        if args:
+            ids.add(str(args[0]))
+    return ids
+
+
+class LostTaskReaper:
+    """Finds queued runs whose queue task is gone (a worker took it and died before marking
+    the run running) and marks them ``interrupted`` (:data:`store.LOST_TASK_TEXT`).
+
+    A run counts as lost once it has been seen queued with no task in the queue for
+    ``grace_s`` in a row: a worker that has just taken the task marks the run running within
+    that time, and a run being enqueued gets its task within milliseconds.
+    """
+
+    def __init__(self, store: RunStore, huey: SqliteHuey, grace_s: float = LOST_TASK_GRACE_S):
+        self.store, self.huey, self.grace_s = store, huey, grace_s
+        self._missing_since: dict[str, float] = {}
+
+    def check(self, now: float | None = None) -> list[str]:
+        """One pass; returns the ids marked interrupted now."""
+        now = time.monotonic() if now is None else now
+        queued = {run.id for run in self.store.list_runs(QUEUED)}
+        if not queued:
+            self._missing_since.clear()
+            return []
+        waiting = queued_task_ids(self.huey)
+        missing = queued - waiting
+        self._missing_since = {run_id: self._missing_since.get(run_id, now) for run_id in missing}
+        lost = [r for r, since in self._missing_since.items() if now - since >= self.grace_s]
+        done = self.store.interrupt_lost_queued(lost)
+        for run_id in lost:
+            self._missing_since.pop(run_id, None)
+        return done
+
+
 # --- consumer -----------------------------------------------------------------------------------
 
 
@@ -213,6 +258,7 @@ class _Consumer(Consumer):
         self.environment.init_child = init_worker
         self._last_beat = 0.0
         self._last_reap = 0.0
+        self.lost_tasks = LostTaskReaper(store, huey)
 
     def loop(self, health_check_ts: float | None = None) -> float | None:
         now = time.monotonic()
@@ -227,7 +273,9 @@ class _Consumer(Consumer):
             try:
                 for run_id in self.store.reap_orphans():
                     self._logger.warning("run %s: interrupted (its worker is gone)", run_id)
-            except UserError as err:
+                for run_id in self.lost_tasks.check():
+                    self._logger.warning("run %s: interrupted (its queue task was lost)", run_id)
+            except Exception as err:  # store (UserError) or queue (sqlite3) trouble: retry later
                 self._logger.warning("reaping failed: %s", err)
         return super().loop(health_check_ts)
 
@@ -247,6 +295,7 @@ def run_consumer(workers: int | None = None) -> None:
         raise UserError(f"workers must be between 1 and {MAX_WORKERS}, got {workers}")
     os.environ["CNNLAB_WORKERS"] = str(workers)  # the engine divides the CPU cores among them
     store = RunStore()
+    store.require_writable()  # a worker must record its runs
     for run_id in store.reap_orphans():
         log.warning("run %s: interrupted (its worker is gone)", run_id)
     huey = get_huey()

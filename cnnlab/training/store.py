@@ -48,6 +48,9 @@ HEARTBEAT_TIMEOUT_S = 60.0
 
 BUSY_TIMEOUT_MS = 15_000
 
+LOST_TASK_TEXT = "its task was lost (worker died before starting it)"
+"""Why a queued run whose queue task vanished was interrupted."""
+
 TRASH_KEEP_S = 7 * 86_400.0
 """How long a run stays in the trash (restorable) before opening the store deletes it for good."""
 
@@ -194,6 +197,14 @@ def pid_alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+def _cannot_write(text: str) -> bool:
+    """Whether an SQLite error text says the file or its folder cannot be written."""
+    return any(
+        part in text
+        for part in ("readonly", "read-only", "unable to open", "permission", "disk I/O error")
+    )
+
+
 def _describe(err: BaseException, folder: Path | None = None) -> str:
     text = str(err) or type(err).__name__
     if "readonly" in text or "read-only" in text:
@@ -213,18 +224,73 @@ def _describe(err: BaseException, folder: Path | None = None) -> str:
 class RunStore:
     """Runs, metrics and artifacts in SQLite; see the module docstring."""
 
-    def __init__(self, path: Path | str | None = None) -> None:
+    def __init__(self, path: Path | str | None = None, *, read_only: bool = False) -> None:
+        """Open (creating if needed) the store at ``path`` (default ``CNNLAB_HOME/runs.db``).
+
+        ``read_only``, or a store that exists but cannot be written (read-only folder or file):
+        opened with SQLite's ``mode=ro`` (``immutable=1`` where even the WAL's ``-shm`` file
+        cannot be made), so runs and metrics can be read; every write raises
+        :class:`StoreError` saying the store is read-only.
+        """
+        self._uri: str | None = None
+        self._read_only_reason = ""
         try:
             self.path = Path(path) if path is not None else home() / "runs.db"
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not read_only:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise StoreError(f"cannot create the run store folder: {_describe(err)}") from None
-        with self._write() as db:
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            self._migrate(db)
+            if path is None or not self.path.exists():
+                raise StoreError(f"cannot create the run store folder: {_describe(err)}") from None
+            read_only = True
+        if read_only:
+            self._open_read_only("opened read-only")
+            return
+        try:
+            with self._write() as db:
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                self._migrate(db)
+        except StoreError as err:
+            if not self.path.exists() or not _cannot_write(str(err)):
+                raise
+            self._open_read_only(f"it cannot be written: {err}")
+            return
         self.purge_trash()
+
+    @property
+    def read_only(self) -> bool:
+        """Whether this store was opened read-only (reads work, writes raise StoreError)."""
+        return self._uri is not None
+
+    def require_writable(self) -> None:
+        """Raise :class:`StoreError` (saying the store is read-only) if it cannot be written."""
+        if self._uri is not None:
+            raise StoreError(self._read_only_text())
+
+    def _read_only_text(self) -> str:
+        return (
+            f"run store {self.path} is read-only ({self._read_only_reason}): runs can be "
+            "listed and viewed but not changed"
+        )
+
+    def _open_read_only(self, reason: str) -> None:
+        """Switch to a read-only connection: ``mode=ro``, else ``immutable=1``."""
+        if not self.path.exists():
+            raise StoreError(f"run store {self.path}: no such file to open read-only")
+        base = self.path.resolve().as_uri()
+        last: Exception | None = None
+        for query in ("mode=ro", "mode=ro&immutable=1"):
+            self._uri = f"{base}?{query}"
+            self._read_only_reason = reason
+            try:
+                with self._connect() as db:
+                    db.execute("SELECT COUNT(*) FROM runs").fetchone()
+                return
+            except StoreError as err:
+                last = err
+        self._uri = None
+        raise StoreError(f"run store {self.path} cannot be opened even read-only: {last}")
 
     # --- connections --------------------------------------------------------------------------
 
@@ -234,14 +300,24 @@ class RunStore:
 
         ``write``: ``BEGIN IMMEDIATE`` (waits for other writers up front, no upgrade deadlock).
         """
+        if write and self._uri is not None:
+            raise StoreError(self._read_only_text())
         db: sqlite3.Connection | None = None
         try:
-            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = NORMAL")
-            db.execute("PRAGMA foreign_keys = ON")
+            if self._uri is not None:
+                db = sqlite3.connect(
+                    self._uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+                )
+                db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            else:
+                db = sqlite3.connect(
+                    self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+                )
+                db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    db.execute("PRAGMA journal_mode = WAL")
+                db.execute("PRAGMA synchronous = NORMAL")
+                db.execute("PRAGMA foreign_keys = ON")
             db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             yield db
             db.execute("COMMIT")
@@ -632,6 +708,23 @@ class RunStore:
                 cur = db.execute(
                     "UPDATE runs SET status = ?, error = ?, ended = ? WHERE id = ? AND status = ?",
                     (INTERRUPTED, reason, now, run_id, RUNNING),
+                )
+                if cur.rowcount == 1:
+                    done.append(run_id)
+        return done
+
+    def interrupt_lost_queued(
+        self, run_ids: Iterable[str], reason: str = LOST_TASK_TEXT
+    ) -> list[str]:
+        """Mark ``interrupted`` (with ``reason``) those of ``run_ids`` that are still queued:
+        runs whose queue task is gone (see :class:`cnnlab.training.queue.LostTaskReaper`)."""
+        now = time.time()
+        done = []
+        for run_id in run_ids:
+            with self._write() as db:
+                cur = db.execute(
+                    "UPDATE runs SET status = ?, error = ?, ended = ? WHERE id = ? AND status = ?",
+                    (INTERRUPTED, reason, now, run_id, QUEUED),
                 )
                 if cur.rowcount == 1:
                     done.append(run_id)

@@ -16,7 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cnnlab.errors import UserError
-from cnnlab.format import MISSING, duration_text, fmt_int, percent
+from cnnlab.format import MISSING, duration_text, fmt_int, md_escape, percent
 from cnnlab.training.names import (
     ACCURACY,
     F1,
@@ -218,7 +218,7 @@ def runs_view(store: RunStore, selected_ids: Sequence[str] = ()) -> RunsView:
         selected=selected,
         selected_rows=rows,
         errors=tuple(
-            f"**{r.name}** {r.status}: {r.error}"
+            f"**{md_escape(r.name)}** {r.status}: {md_escape(r.error)}"
             for r in selected
             if r.status in (FAILED, INTERRUPTED) and r.error
         ),

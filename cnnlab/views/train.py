@@ -24,7 +24,7 @@ from torch import nn
 
 from cnnlab.counting import zoo
 from cnnlab.errors import UserError
-from cnnlab.format import duration_text, fmt_si, percent
+from cnnlab.format import duration_text, fmt_si, md_escape, percent
 from cnnlab.training import names
 from cnnlab.training.checkpoints import predict
 from cnnlab.training.config import (
@@ -322,7 +322,7 @@ def run_header(run: Run) -> RunHeader:
     else:
         reuse = form_state(config.with_(name=None), config.train_limit or 0)
     caption = f"`{run.id}` · {runview.config_text(run.config)}"
-    return RunHeader(f"Run “{run.name}”", caption, reuse)
+    return RunHeader(f"Run “{md_escape(run.name)}”", caption, reuse)
 
 
 def missing_run_text(store: RunStore, run_id: str) -> str:
