@@ -65,6 +65,7 @@ unit: $(DEV_STAMP)
 
 bench: $(RUNTIME_STAMP)
 	$(PY) benchmarks/bench_profile.py --json
+	$(PY) benchmarks/bench_features.py --json
 	$(PY) benchmarks/bench_train.py --json
 	$(PY) benchmarks/time_to_accuracy.py --json
 	$(PY) benchmarks/cli_start.py --json

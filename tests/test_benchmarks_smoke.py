@@ -13,6 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = {
+    "bench_features.py": {"small-cnn", "threads"},
     "bench_profile.py": {"cnnlab_ms", "torchinfo_ms", "fvcore_ms", "speedup_vs_torchinfo"},
     "bench_train.py": {
         "cnnlab_img_s", "classic_img_s", "bare_img_s", "speedup_vs_classic", "tracking_overhead",
