@@ -702,16 +702,16 @@ class RunStore:
                 reason = f"no heartbeat from the worker (last {last})"
             if reason:
                 reaped.append((run.id, reason))
-        done = []
-        for run_id, reason in reaped:
-            with self._write() as db:
-                cur = db.execute(
-                    "UPDATE runs SET status = ?, error = ?, ended = ? WHERE id = ? AND status = ?",
-                    (INTERRUPTED, reason, now, run_id, RUNNING),
-                )
-                if cur.rowcount == 1:
-                    done.append(run_id)
-        return done
+        return [r for r, reason in reaped if self._interrupt_if(r, RUNNING, reason, now)]
+
+    def _interrupt_if(self, run_id: str, status: str, reason: str, now: float) -> bool:
+        """Mark the run ``interrupted`` with ``reason`` if still ``status``; True if it was."""
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE runs SET status = ?, error = ?, ended = ? WHERE id = ? AND status = ?",
+                (INTERRUPTED, reason, now, run_id, status),
+            )
+            return cur.rowcount == 1
 
     def interrupt_lost_queued(
         self, run_ids: Iterable[str], reason: str = LOST_TASK_TEXT
@@ -719,16 +719,7 @@ class RunStore:
         """Mark ``interrupted`` (with ``reason``) those of ``run_ids`` that are still queued:
         runs whose queue task is gone (see :class:`cnnlab.training.queue.LostTaskReaper`)."""
         now = time.time()
-        done = []
-        for run_id in run_ids:
-            with self._write() as db:
-                cur = db.execute(
-                    "UPDATE runs SET status = ?, error = ?, ended = ? WHERE id = ? AND status = ?",
-                    (INTERRUPTED, reason, now, run_id, QUEUED),
-                )
-                if cur.rowcount == 1:
-                    done.append(run_id)
-        return done
+        return [r for r in run_ids if self._interrupt_if(r, QUEUED, reason, now)]
 
     def worker_heartbeat(self, pid: int) -> None:
         """A queue consumer says it is alive (every ~2 s)."""
