@@ -280,9 +280,9 @@ class RunStore:
             raise StoreError(f"run store {self.path}: no such file to open read-only")
         base = self.path.resolve().as_uri()
         last: Exception | None = None
+        self._read_only_reason = reason
         for query in ("mode=ro", "mode=ro&immutable=1"):
             self._uri = f"{base}?{query}"
-            self._read_only_reason = reason
             try:
                 with self._connect() as db:
                     db.execute("SELECT COUNT(*) FROM runs").fetchone()
@@ -304,16 +304,13 @@ class RunStore:
             raise StoreError(self._read_only_text())
         db: sqlite3.Connection | None = None
         try:
-            if self._uri is not None:
-                db = sqlite3.connect(
-                    self._uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
-                )
-                db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            else:
-                db = sqlite3.connect(
-                    self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
-                )
-                db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            target = self.path if self._uri is None else self._uri
+            db = sqlite3.connect(
+                target, uri=self._uri is not None, timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+            )  # fmt: skip
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            if self._uri is None:  # read-only connections cannot change the journal
                 if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                     db.execute("PRAGMA journal_mode = WAL")
                 db.execute("PRAGMA synchronous = NORMAL")
