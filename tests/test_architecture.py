@@ -5,7 +5,9 @@
   import cycle (they still count for the layering rules below).
 - Data flows one way: ``counting/`` never imports ``training/``, ``views/`` or ``cli/``;
   ``training/`` never imports ``views/`` or ``cli/``; ``inside/`` (feature maps) never imports
-  ``views/`` or ``cli/``; ``views/`` never imports ``cli/``.
+  ``views/`` or ``cli/``; ``experiments/`` and ``classroom/`` never import ``inside/``, ``views/``
+  or ``cli/``, and ``classroom/`` never imports ``experiments/`` (an experiment queues its
+  runs through the class's fair queue); ``views/`` never imports ``cli/``.
 - Nothing under ``cnnlab/`` imports Streamlit except ``cnnlab/views/ui.py``.
 - A function-level import is there to keep start-up fast (or for another stated reason) and
   says so in a comment on its line or above it (one comment may head a block of imports).
@@ -31,6 +33,10 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "cnnlab.training": ("cnnlab.inside", "cnnlab.views", "cnnlab.cli"),
     "cnnlab.views": ("cnnlab.cli",),
     "cnnlab.inside": ("cnnlab.views", "cnnlab.cli"),  # feature maps: views and cli show them
+    # experiments: families of runs over training; views and cli show them
+    "cnnlab.experiments": ("cnnlab.inside", "cnnlab.views", "cnnlab.cli"),
+    # classroom: identities, the teacher role, class limits, the fair queue
+    "cnnlab.classroom": ("cnnlab.inside", "cnnlab.views", "cnnlab.cli", "cnnlab.experiments"),
 }
 
 

@@ -348,3 +348,38 @@ def test_cli_trash_list_restore_and_delete(capsys: pytest.CaptureFixture[str]):
     assert "not in the trash" in capsys.readouterr().err
     assert main(["runs", "delete", run_id]) == 0  # final: no trash
     assert store.get_run(run_id, trashed=True) is None
+
+
+def test_owners_experiments_and_settings(store: RunStore):
+    cli_run = store.create_run({}, name=None, model="small-cnn", params=1, macs=2)
+    mine = store.create_run(
+        {}, name="a", model="lenet5", params=1, macs=2, owner_id="u1", owner_name="Ada"
+    )
+    run = store.require_run(mine)
+    assert (run.owner_id, run.owner_name, run.experiment_id) == ("u1", "Ada", None)
+    assert store.require_run(cli_run).owner_id is None
+    assert store.active_counts_by_owner() == {None: 1, "u1": 1}
+    store.cancel(mine)
+    assert store.active_counts_by_owner() == {None: 1}
+
+    before = store.change_token()
+    eid = store.create_experiment("separable", " ", {"model": "small-cnn"}, owner_id="u1")
+    assert store.change_token() != before
+    arms = [
+        store.create_run({}, name=f"arm{i}", model="small-cnn", params=1, macs=1, experiment_id=eid)
+        for i in range(2)
+    ]
+    experiment = store.get_experiment(eid)
+    assert experiment is not None and experiment.name.startswith("separable-")
+    assert experiment.spec == {"model": "small-cnn"} and not experiment.stop_requested
+    assert [r.id for r in store.experiment_runs(eid)] == arms
+    assert [e.id for e in store.list_experiments()] == [eid]
+    assert store.request_experiment_stop(eid) and store.get_experiment(eid).stop_requested
+    assert not store.request_experiment_stop("nope")
+    store.delete_experiment(eid)
+    assert store.get_experiment(eid) is None and store.list_experiments() == []
+
+    assert store.get_setting("limits") is None
+    store.put_setting("limits", {"max_epochs": 2})
+    store.put_setting("limits", {"max_epochs": 3})
+    assert store.get_setting("limits") == {"max_epochs": 3}

@@ -48,7 +48,15 @@ class CostEstimate:
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
-    def record(self, store: RunStore, config: TrainConfig) -> str:
+    def record(
+        self,
+        store: RunStore,
+        config: TrainConfig,
+        *,
+        owner_id: str | None = None,
+        owner_name: str | None = None,
+        experiment_id: str | None = None,
+    ) -> str:
         """Refuse a run that cannot fit; else create it in ``store`` (queued) and return its id."""
         self.raise_if_unfit()
         return store.create_run(
@@ -57,6 +65,9 @@ class CostEstimate:
             model=config.model,
             params=self.params,
             macs=self.macs_per_image,
+            owner_id=owner_id,
+            owner_name=owner_name,
+            experiment_id=experiment_id,
         )
 
 

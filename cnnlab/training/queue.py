@@ -178,8 +178,17 @@ def _end_abandoned_run(run_id: str) -> None:
 # --- producer -----------------------------------------------------------------------------------
 
 
-def enqueue(config: TrainConfig, store: RunStore | None = None) -> str:
-    """Validate ``config``, record the run as queued (params, MACs), queue it; return its id.
+def enqueue(
+    config: TrainConfig,
+    store: RunStore | None = None,
+    *,
+    owner_id: str | None = None,
+    owner_name: str | None = None,
+    experiment_id: str | None = None,
+    priority: int = 0,
+) -> str:
+    """Validate ``config``, record the run as queued (params, MACs, owner, experiment), queue
+    it; return its id. A task with a higher ``priority`` is taken first (Huey's priorities).
 
     Raises :class:`UserError` for a bad config or a run that cannot fit in memory.
     """
@@ -187,9 +196,11 @@ def enqueue(config: TrainConfig, store: RunStore | None = None) -> str:
 
     store = store or RunStore()
     estimate = estimate_cost(config, measure=False)  # validates; counts on the meta device
-    run_id = estimate.record(store, config)
+    run_id = estimate.record(
+        store, config, owner_id=owner_id, owner_name=owner_name, experiment_id=experiment_id
+    )
     try:
-        _instance()[1](run_id)
+        _instance()[1](run_id, priority=priority)
     except Exception as err:
         store.finish_run(run_id, FAILED, f"could not queue the run: {err}")
         raise UserError(f"could not queue the run: {err}") from None

@@ -72,9 +72,28 @@ CREATE TABLE IF NOT EXISTS runs (
     host TEXT,
     heartbeat REAL,
     stop_requested INTEGER NOT NULL DEFAULT 0,
-    deleted_at REAL
+    deleted_at REAL,
+    owner_id TEXT,
+    owner_name TEXT,
+    experiment_id TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
+CREATE TABLE IF NOT EXISTS experiments (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    created REAL NOT NULL,
+    owner_id TEXT,
+    owner_name TEXT,
+    stop_requested INTEGER NOT NULL DEFAULT 0,
+    deleted_at REAL
+);
+CREATE TABLE IF NOT EXISTS settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
     step INTEGER NOT NULL,
@@ -103,7 +122,10 @@ CREATE TABLE IF NOT EXISTS workers (
 
 RUN_COLUMNS = (
     "id, name, model, config, status, created, started, ended, error, device, params, macs,"
-    " pid, host, heartbeat, stop_requested, deleted_at"
+    " pid, host, heartbeat, stop_requested, deleted_at, owner_id, owner_name, experiment_id"
+)
+EXPERIMENT_COLUMNS = (
+    "id, kind, name, spec, created, owner_id, owner_name, stop_requested, deleted_at"
 )
 
 
@@ -133,6 +155,12 @@ class Run:
     stop_requested: bool
     deleted_at: float | None = None
     """When the run went to the trash (None: it did not)."""
+    owner_id: str | None = None
+    """The anonymous browser identity that launched it (None: the CLI, i.e. the machine's owner)."""
+    owner_name: str | None = None
+    """The display name that identity typed (plain text, never Markdown)."""
+    experiment_id: str | None = None
+    """The experiment this run is an arm of (None: a single run)."""
 
     @property
     def duration(self) -> float | None:
@@ -149,6 +177,21 @@ class Run:
     @property
     def done(self) -> bool:
         return self.status in DONE
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One row of ``experiments``: a named family of runs queued together (``spec`` parsed)."""
+
+    id: str
+    kind: str
+    name: str
+    spec: dict[str, Any]
+    created: float
+    owner_id: str | None
+    owner_name: str | None
+    stop_requested: bool
+    deleted_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -338,10 +381,19 @@ class RunStore:
     def _migrate(self, db: sqlite3.Connection) -> None:
         """Add columns that older stores lack (keeps old run files readable)."""
         have = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
-        for column, kind in (("host", "TEXT"), ("heartbeat", "REAL"), ("deleted_at", "REAL")):
+        for column, kind in (
+            ("host", "TEXT"),
+            ("heartbeat", "REAL"),
+            ("deleted_at", "REAL"),
+            ("owner_id", "TEXT"),
+            ("owner_name", "TEXT"),
+            ("experiment_id", "TEXT"),
+        ):
             if column not in have:
                 db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
         db.execute("CREATE INDEX IF NOT EXISTS runs_deleted_at ON runs(deleted_at)")
+        db.execute("CREATE INDEX IF NOT EXISTS runs_experiment ON runs(experiment_id)")
+        db.execute("CREATE INDEX IF NOT EXISTS runs_owner ON runs(owner_id, status)")
 
     def integrity_ok(self) -> bool:
         """SQLite's own integrity check (``PRAGMA integrity_check`` says ``ok``)."""
@@ -363,8 +415,12 @@ class RunStore:
         params: int | None,
         macs: int | None,
         status: str = QUEUED,
+        owner_id: str | None = None,
+        owner_name: str | None = None,
+        experiment_id: str | None = None,
     ) -> str:
-        """Insert a new run and return its id (12 hex digits)."""
+        """Insert a new run and return its id (12 hex digits). ``owner_id`` None: launched from
+        the CLI (the machine's owner); ``experiment_id``: the experiment it is an arm of."""
         if status not in STATUSES:
             raise UserError(f"unknown run status {status!r}")
         run_id = uuid.uuid4().hex[:12]
@@ -372,11 +428,126 @@ class RunStore:
         label = (name or "").strip() or f"{model}-{run_id[:6]}"
         with self._write() as db:
             db.execute(
-                "INSERT INTO runs (id, name, model, config, status, created, params, macs)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, label, model, json.dumps(config), status, now, params, macs),
+                "INSERT INTO runs (id, name, model, config, status, created, params, macs,"
+                " owner_id, owner_name, experiment_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    label,
+                    model,
+                    json.dumps(config),
+                    status,
+                    now,
+                    params,
+                    macs,
+                    owner_id,
+                    owner_name,
+                    experiment_id,
+                ),
             )
         return run_id
+
+    def active_counts_by_owner(self) -> dict[str | None, int]:
+        """Active (queued + running) runs per owner id (None: the CLI), trash left out."""
+        placeholders = ", ".join("?" for _ in sorted(ACTIVE))
+        with self._connect() as db:
+            rows = db.execute(
+                f"SELECT owner_id, COUNT(*) FROM runs WHERE deleted_at IS NULL"
+                f" AND status IN ({placeholders}) GROUP BY owner_id",
+                tuple(sorted(ACTIVE)),
+            ).fetchall()
+        return {owner: int(count) for owner, count in rows}
+
+    # --- experiments --------------------------------------------------------------------------
+
+    def create_experiment(
+        self,
+        kind: str,
+        name: str,
+        spec: dict[str, Any],
+        *,
+        owner_id: str | None = None,
+        owner_name: str | None = None,
+    ) -> str:
+        """Insert an experiment (its runs are created with ``experiment_id`` set); return its id."""
+        experiment_id = "x" + uuid.uuid4().hex[:11]
+        with self._write() as db:
+            db.execute(
+                f"INSERT INTO experiments ({EXPERIMENT_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, 0, NULL)",
+                (
+                    experiment_id,
+                    kind,
+                    name.strip() or f"{kind}-{experiment_id[1:7]}",
+                    json.dumps(spec),
+                    time.time(),
+                    owner_id,
+                    owner_name,
+                ),
+            )
+        return experiment_id
+
+    def get_experiment(self, experiment_id: str) -> Experiment | None:
+        """The experiment with this id (None when there is none or it was deleted)."""
+        with self._connect() as db:
+            row = db.execute(
+                f"SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE id = ? AND deleted_at IS NULL",
+                (experiment_id,),
+            ).fetchone()
+        return _experiment(row) if row else None
+
+    def list_experiments(self) -> list[Experiment]:
+        """All experiments not deleted, newest first."""
+        with self._connect() as db:
+            rows = db.execute(
+                f"SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE deleted_at IS NULL"
+                " ORDER BY created DESC, rowid DESC"
+            ).fetchall()
+        return [_experiment(r) for r in rows]
+
+    def experiment_runs(self, experiment_id: str) -> list[Run]:
+        """The runs (arms) of an experiment not in the trash, in the order they were created."""
+        with self._connect() as db:
+            rows = db.execute(
+                f"SELECT {RUN_COLUMNS} FROM runs WHERE experiment_id = ? AND deleted_at IS NULL"
+                " ORDER BY created, rowid",
+                (experiment_id,),
+            ).fetchall()
+        return [_run(r) for r in rows]
+
+    def request_experiment_stop(self, experiment_id: str) -> bool:
+        """Flag an experiment stopped (its queued and running runs are stopped by the caller
+        through :meth:`request_stop` / :meth:`cancel`); False when there is no such experiment."""
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE experiments SET stop_requested = 1 WHERE id = ? AND deleted_at IS NULL",
+                (experiment_id,),
+            )
+        return cur.rowcount > 0
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        """Mark an experiment deleted (its runs are trashed or deleted by the caller)."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE experiments SET deleted_at = ? WHERE id = ?", (time.time(), experiment_id)
+            )
+
+    # --- settings (class limits, …) -----------------------------------------------------------
+
+    def get_setting(self, key: str) -> Any:
+        """The JSON value stored under ``key`` (None when unset)."""
+        with self._connect() as db:
+            row = db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def put_setting(self, key: str, value: Any) -> None:
+        """Store a JSON-serialisable value under ``key`` (replacing the old one)."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO settings (key, value, updated) VALUES (?, ?, ?)"
+                " ON CONFLICT(key) DO UPDATE"
+                " SET value = excluded.value, updated = excluded.updated",
+                (key, json.dumps(value), time.time()),
+            )
 
     def get_run(self, run_id: str, *, trashed: bool = False) -> Run | None:
         """The run with this id; None when there is none or it is in the trash (unless
@@ -431,7 +602,11 @@ class RunStore:
                 " ORDER BY rowid"
             ).fetchall()
             last_metric = db.execute("SELECT MAX(rowid) FROM metrics").fetchone()[0]
-        return hashlib.blake2b(repr((rows, last_metric)).encode(), digest_size=8).hexdigest()
+            experiments = db.execute(
+                "SELECT id, name, stop_requested, deleted_at FROM experiments ORDER BY rowid"
+            ).fetchall()
+        token = repr((rows, last_metric, experiments))
+        return hashlib.blake2b(token.encode(), digest_size=8).hexdigest()
 
     def mark_running(self, run_id: str, pid: int, device: str) -> bool:
         """Claim a queued run for process ``pid``; False if it is no longer queued."""
@@ -751,6 +926,16 @@ def _run(row: tuple[Any, ...]) -> Run:
         values[3] = {}
     values[15] = bool(values[15])
     return Run(*values)
+
+
+def _experiment(row: tuple[Any, ...]) -> Experiment:
+    values = list(row)
+    try:
+        values[3] = json.loads(values[3])
+    except (TypeError, ValueError):
+        values[3] = {}
+    values[7] = bool(values[7])
+    return Experiment(*values)
 
 
 def _artifact(row: tuple[Any, ...]) -> Artifact:
