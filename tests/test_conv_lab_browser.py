@@ -153,11 +153,6 @@ def test_shared_link_restores_the_stack(page: Page, app_url: str) -> None:
     screenshot(page, "conv_lab_bad_link")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="with this machine's current Chromium the second file set on the uploader is dropped "
-    "(the uploader shows empty, no error line); the first upload loads the spec — under study",
-)
 def test_json_upload_loads_a_spec_and_bad_files_show_inline_errors(
     page: Page, app_url: str
 ) -> None:
@@ -171,6 +166,10 @@ def test_json_upload_loads_a_spec_and_bad_files_show_inline_errors(
     expect(page.get_by_label("C", exact=True)).to_have_value("512")
     expect(page.locator(".st-key-lab-totals-regular").first).to_contain_text("462,422,016")
     expect(page.locator(".st-key-lab-totals-regular").first).to_contain_text("2,359,296")
+    # the uploader shows the first file once its rerun (and the editor's refresh) is over: a file
+    # set while the page is still rerunning can be dropped by the uploader (seen in full runs)
+    expect(page.locator(".st-key-lab-files").first).to_contain_text("table3.json")
+    wait_idle(page)
 
     upload.set_input_files(
         files=[{"name": "broken.json", "mimeType": "application/json",
