@@ -15,7 +15,7 @@ MACHINE_CAP := $(if $(wildcard /etc/xdg/pip/constraints.txt),-c /etc/xdg/pip/con
 CONSTRAINTS := $(if $(wildcard $(LOCK)),-c $(LOCK))
 LINT_PATHS := cnnlab pages tests benchmarks scripts app.py
 
-.PHONY: run test lint unit bench chromium worker clean lock
+.PHONY: run test lint unit bench chromium servers worker clean lock
 
 # Re-installs only when a requirements file or the lock changed.
 $(RUNTIME_STAMP): requirements.txt $(wildcard $(LOCK))
@@ -51,13 +51,21 @@ chromium:
 	fi
 	@/usr/bin/chromium --version 2>/dev/null
 
+# Redis and PostgreSQL for the "more machines" tests (tests/servers.py starts them on loopback).
+servers:
+	@if ! command -v redis-server >/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		echo "installing Debian's redis-server and postgresql for the store and queue tests"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server postgresql >/dev/null; \
+	fi
+	@redis-server --version | cut -d' ' -f1-3; ls -d /usr/lib/postgresql/*/bin | head -1
+
 # ruff (lint + format check) over the whole tree; mypy over cnnlab/ (settings in pyproject.toml).
 lint: $(DEV_STAMP)
 	$(PY) -m ruff check $(LINT_PATHS)
 	$(PY) -m ruff format --check $(LINT_PATHS)
 	$(PY) -m mypy
 
-test: $(DEV_STAMP) chromium lint
+test: $(DEV_STAMP) chromium servers lint
 	$(PY) -m pytest -q -ra
 
 unit: $(DEV_STAMP)

@@ -17,6 +17,9 @@ PAGES = [
     ),
     st.Page("pages/3_Train.py", title="Train", icon="🏋️", url_path="Train"),
     st.Page("pages/4_Runs.py", title="Runs", icon="📊", url_path="Runs"),
+    st.Page("pages/5_Inside.py", title="Inside the network", icon="🔍", url_path="Inside"),
+    st.Page("pages/6_Experiments.py", title="Experiments", icon="🧪", url_path="Experiments"),
+    st.Page("pages/7_Class_Board.py", title="Class board", icon="🎓", url_path="Class_Board"),
 ]
 
 page = st.navigation(PAGES)

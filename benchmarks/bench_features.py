@@ -4,7 +4,8 @@
 hooks (:func:`cnnlab.inside.features.feature_maps`) plus one PNG grid per layer and stage
 (:func:`map_grid`, encoded as PNG in memory). Measured for small-cnn, its depthwise-separable
 form, and VGG-16 at 3×224×224 with the default cap of 64 channels drawn per layer (random
-weights: the cost does not depend on them).
+weights: the cost does not depend on them), and VGG-16 again with the Inside page's cap (one page
+of 32 channels per layer).
 
     python benchmarks/bench_features.py [--json] [--quick]
 
@@ -30,13 +31,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cnnlab.counting import zoo
 from cnnlab.counting.transform import separable_model
 from cnnlab.inside.features import feature_maps, map_grid
+from cnnlab.views.inside import PAGE_CHANNELS
 
 
-def _measure(model: torch.nn.Module, x: torch.Tensor, repeats: int) -> dict[str, float]:
+def _measure(
+    model: torch.nn.Module, x: torch.Tensor, repeats: int, channels: int = 64
+) -> dict[str, float]:
     forward, grids, layers = [], [], 0
     for i in range(repeats + 1):
         t0 = time.perf_counter()
-        features = feature_maps(model, x)
+        features = feature_maps(model, x, channels)
         t1 = time.perf_counter()
         for row in features.rows:
             Image.fromarray(map_grid(row)).save(io.BytesIO(), format="PNG")
@@ -68,6 +72,9 @@ def main() -> None:
         result["small-cnn separable"] = _measure(separable_model(small).eval(), digit, repeats)
         vgg = zoo.build_model("vgg16").eval()
         result["vgg16 224"] = _measure(vgg, torch.rand(1, 3, 224, 224), 3)
+        # the Inside page draws one page of PAGE_CHANNELS channels per layer
+        page = _measure(vgg, torch.rand(1, 3, 224, 224), 3, PAGE_CHANNELS)
+        result[f"vgg16 224, page of {PAGE_CHANNELS}"] = page
     result["threads"] = torch.get_num_threads()
     if args.json:
         print(json.dumps(result))

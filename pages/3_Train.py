@@ -3,16 +3,19 @@ read its results and try the trained model on a digit. Layout only: cnnlab.views
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from cnnlab.errors import UserError
+from cnnlab.format import md_escape
 from cnnlab.training.names import FINISHED
-from cnnlab.training.queue import enqueue
 from cnnlab.views import runview
 from cnnlab.views import train as tv
+from cnnlab.views.class_ui import classroom_sidebar
 from cnnlab.views.ui import (
     cached_checkpoint,
     cached_estimate,
@@ -37,6 +40,7 @@ store = open_run_store()
 if store is None:
     st.stop()
 worker_notice(store)
+viewer = classroom_sidebar()
 state = st.session_state
 lab_spec = state.get("conv_lab_spec")
 for key, value in tv.form_defaults().items():
@@ -90,10 +94,12 @@ def draw_form() -> None:
                           args=(state_of,))  # fmt: skip
         if view.problem:
             st.container(key="form-error").error(f"Cannot train this: {view.problem}", icon="🚫")
+    if note := tv.queue_note(store, viewer):
+        st.caption(note)
     if st.button("🚀 Train", type="primary", key="train-button", disabled=not view.can_launch):
         with user_errors("Could not queue the run: "):
             assert view.config is not None
-            new_id = enqueue(view.config)
+            new_id = tv.launch(store, view.config, viewer)
             st.query_params["run"] = new_id
             state.pop(f"curves:{new_id}", None)
             st.rerun()
@@ -131,7 +137,10 @@ title.subheader(header.title)
 if header.reuse is not None:
     again.button("↺ Use these settings", key="reuse-settings", width="stretch", on_click=apply,
                  args=(header.reuse,), help="Copy its options into the New run form")  # fmt: skip
-st.caption(header.caption)
+ownership = tv.run_ownership(page_run, viewer)
+st.caption(f"{header.caption} · started by {md_escape(ownership.owner)}")
+if ownership.reason:
+    st.container(key="read-only").info(ownership.reason, icon="🔒")
 
 
 @st.fragment(run_every="3s")
@@ -163,9 +172,14 @@ def live(run_id: str, page_status: str) -> None:
         left.markdown(f"**{view.status_line}**")
         if view.active and view.stop_requested:
             right.button("Stopping…", key="stop-button", disabled=True, width="stretch")
-        elif view.active and right.button("⏹ Stop", key="stop-button", width="stretch"):
-            store.request_stop(run_id)
-            st.rerun(scope="fragment")
+        elif view.active and right.button("⏹ Stop", key="stop-button", width="stretch",
+                                          disabled=not ownership.may_change,
+                                          help=ownership.reason):  # fmt: skip
+            problem = tv.stop_run(store, run_id, viewer)
+            if problem:
+                st.error(problem, icon="🔒")
+            else:
+                st.rerun(scope="fragment")
         st.progress(view.fraction, text=view.progress_text)
     if view.message is not None:
         getattr(st, view.message.kind)(view.message.text, icon=view.message.icon)
@@ -190,6 +204,10 @@ try:
 except UserError as err:
     st.error(f"The run store cannot be read: {err}", icon="🚫")
     st.stop()
+if Path(__file__).with_name("5_Inside.py").exists():  # the Inside page: its feature maps
+    with contextlib.suppress(StreamlitAPIException):  # the page is not in the navigation yet
+        st.page_link("pages/5_Inside.py", label="Look inside this run", icon="🔎",
+                     query_params={"run": run_id})  # fmt: skip
 st.subheader("Results on the 10,000 test digits")
 with st.container(key="final-metrics"):
     metric_tiles(results.tiles)

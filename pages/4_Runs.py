@@ -13,6 +13,7 @@ from cnnlab.errors import UserError
 from cnnlab.format import md_escape
 from cnnlab.training.store import RunStore
 from cnnlab.views import runs as rv
+from cnnlab.views.class_ui import classroom_sidebar
 from cnnlab.views.ui import open_run_store, page_header, worker_notice
 
 REFRESH = "2s"
@@ -28,6 +29,7 @@ store = open_run_store()
 if store is None:
     st.stop()
 worker_notice(store)
+viewer = classroom_sidebar()
 
 # The table's selection is kept as run ids: the rows it names are those of the table as drawn.
 shown: list[str] = st.session_state.get("runs-shown", [])
@@ -35,7 +37,8 @@ state = st.session_state.get(TABLE)
 # item access: the widget's state, or the plain dict this page wrote into it below
 picked = [shown[i] for i in (state["selection"]["rows"] if state else []) if i < len(shown)]
 reselect = st.session_state.pop("runs-reselect", None)  # the runs an Undo brought back
-view = rv.runs_view(store, reselect or picked)
+experiment = st.session_state.get("runs-experiment", rv.ALL)
+view = rv.runs_view(store, reselect or picked, viewer=viewer, experiment=experiment)
 if view.ids != tuple(shown) or reselect:  # rows moved: select the same runs in the new table
     st.session_state[TABLE] = {"selection": {"rows": list(view.selected_rows)}}
 st.session_state["runs-shown"] = list(view.ids)
@@ -70,7 +73,7 @@ if undo:
             icon="🗑",
         )
         if u2.button("↩ Undo", key="undo-delete", width="stretch"):
-            problem = rv.restore_runs(store, [run_id for run_id, _ in undo])
+            problem = rv.restore_runs(store, [run_id for run_id, _ in undo], viewer)
             st.session_state.pop("runs-undo", None)
             if problem:
                 st.error(problem)
@@ -82,6 +85,10 @@ if not view.runs:
     st.info("No runs yet: start one on the **Train** page or with `python -m cnnlab train`.")
     st.page_link("pages/3_Train.py", label="Go to Train", icon="🏋️")
 else:
+    if len(view.experiments) > 2:  # some runs are arms of experiments: filter by one
+        labels = dict(view.experiments)
+        st.selectbox("Experiment", list(labels), format_func=labels.__getitem__,
+                     key="runs-experiment")  # fmt: skip
     with st.container(key="runs-table"):
         st.dataframe(
             view.table,
@@ -98,6 +105,12 @@ else:
                 "duration_s": st.column_config.NumberColumn("duration", format="%.0f s"),
                 "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
                 "error": st.column_config.TextColumn("error", width="medium"),
+                "owner": st.column_config.TextColumn("owner", help="Who started the run"),
+                "experiment": st.column_config.LinkColumn(
+                    "experiment",
+                    display_text=rv.EXPERIMENT_TEXT,
+                    help="The experiment the run is an arm of (opens the Experiments page)",
+                ),
             },
         )
     if not view.selected:
@@ -107,14 +120,19 @@ if view.selected:
     with st.container(key="run-actions", border=True):
         for message in view.errors:
             st.error(message)
+        if view.locked_text:
+            st.container(key="read-only").info(view.locked_text, icon="🔒")
         single = view.single
         cols = st.columns([1, 2, 4] if single else [1, 6], vertical_alignment="bottom")
         stoppable = view.stoppable
         stop = f"⏹ Stop ({len(stoppable)})"
-        if cols[0].button(stop, key="stop-selected", disabled=not stoppable):
-            for run in stoppable:
-                store.request_stop(run.id)
-            st.rerun()
+        if cols[0].button(stop, key="stop-selected", disabled=not stoppable,
+                          help=view.locked_text if not stoppable else None):  # fmt: skip
+            problem = rv.stop_runs(store, [run.id for run in stoppable], viewer)
+            if problem:
+                st.error(problem)
+            else:
+                st.rerun()
         if single is not None:
             cols[1].page_link(
                 "pages/3_Train.py",
@@ -124,18 +142,22 @@ if view.selected:
             )
             with cols[2].form("rename-form", border=False):
                 r1, r2 = st.columns([3, 1], vertical_alignment="bottom")
-                new_name = r1.text_input("New name", value=single.name, key=f"rename:{single.id}")
-                if r2.form_submit_button("Rename"):
-                    try:
-                        store.rename(single.id, new_name)
-                    except UserError as err:
-                        st.error(str(err))
+                locked = view.renamable is None
+                new_name = r1.text_input("New name", value=single.name, key=f"rename:{single.id}",
+                                         disabled=locked)  # fmt: skip
+                if r2.form_submit_button("Rename", disabled=locked,
+                                         help=view.locked_text if locked else None):  # fmt: skip
+                    problem = rv.rename_run(store, single.id, new_name, viewer)
+                    if problem:
+                        st.error(problem)
                     else:
                         st.rerun()
         deletable = view.deletable
         label = ", ".join(r.name for r in deletable)
         with st.expander(f"🗑 Delete {len(deletable)} run(s)", expanded=False):
-            if not deletable:
+            if not deletable and view.locked_text:
+                st.caption(view.locked_text)
+            elif not deletable:
                 st.caption("Running runs must be stopped before they can be deleted.")
             else:
                 st.caption(f"Deleted runs go to the trash for {rv.TRASH_DAYS} days (Undo).")
@@ -144,7 +166,7 @@ if view.selected:
                     key="delete-confirm",
                 )
                 if st.button("Delete", key="delete-button", type="primary", disabled=not sure):
-                    moved, problem = rv.trash_runs(store, deletable)
+                    moved, problem = rv.trash_runs(store, deletable, viewer)
                     st.session_state["runs-undo"] = [(r.id, r.name) for r in moved] or None
                     st.session_state.pop("delete-confirm", None)
                     if problem:
@@ -178,7 +200,7 @@ if view.trash:
         names = {r.id: f"{r.name} ({r.model}, {r.status})" for r in view.trash}
         chosen = st.multiselect("Runs to restore", list(names), format_func=names.__getitem__)
         if st.button("Restore", key="restore-button", disabled=not chosen):
-            problem = rv.restore_runs(store, chosen)
+            problem = rv.restore_runs(store, chosen, viewer)
             if problem:
                 st.error(problem)
             else:

@@ -158,3 +158,13 @@ from hypothesis import settings as _hypothesis_settings  # noqa: E402
 _hypothesis_settings.register_profile("ci", derandomize=True)
 if os.environ.get("CI"):
     _hypothesis_settings.load_profile("ci")
+
+
+# Real Redis and PostgreSQL servers for the store and queue tests (tests/servers.py).
+from servers import (  # noqa: E402, F401
+    backend,
+    postgres_server,
+    postgres_url,
+    redis_server,
+    redis_url,
+)

@@ -23,6 +23,7 @@ SCRIPTS = {
     },
     "cli_start.py": {"help_s", "runs_list_s", "profile_alexnet_s", "import_torch_s"},
     "run_latency.py": {"first_point_s", "results_s", "runs"},
+    "machines.py": {"sqlite_1", "sqlite_2", "servers_1", "servers_2", "servers_vs_sqlite"},
 }  # fmt: skip
 # The two browser benchmarks (page_latency.py: a Streamlit server + Chromium; watch_cost.py: a
 # worker, a server and several tabs, ~2 min even with --quick on a busy 2-core machine) run
@@ -52,3 +53,22 @@ def test_gpu_benchmark_refuses_cleanly_without_cuda() -> None:
     )  # fmt: skip
     assert out.returncode != 0
     assert "CUDA" in (out.stdout + out.stderr) and "Traceback" not in out.stderr
+
+
+def test_classroom_benchmark_smoke_run() -> None:
+    """Two students for a few seconds (one launches a tiny run): the JSON shape, and the two
+    figures that must be 0 (the 10/30-session runs are the lead's, on a quiet machine)."""
+    if not Path(os.environ.get("CNNLAB_CHROMIUM", "/usr/bin/chromium")).exists():
+        pytest.skip("no Chromium")
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "classroom.py"), "--sessions", "2",
+         "--seconds", "8", "--launchers", "1", "--train-limit", "100", "--drain-s", "60",
+         "--json"],
+        capture_output=True, text=True, timeout=400, cwd=ROOT, env=dict(os.environ),
+    )  # fmt: skip
+    result = json.loads(out.stdout)
+    assert {"p50_page_s", "p95_page_s", "exceptions", "metric_rows_lost", "runs_launched"} <= set(
+        result
+    )
+    assert result["page_loads"] >= 2 and result["exceptions"] == 0, result
+    assert result["metric_rows_lost"] == 0 and out.returncode == 0, out.stderr[-2000:]

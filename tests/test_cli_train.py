@@ -106,6 +106,8 @@ def test_train_json_records_the_run_then_runs_commands(capsys: pytest.CaptureFix
         (["train", "--device", "tpu"], "device must be one of"),
         (["train", "--train-limit", "0"], "train limit must be at least 1"),
         (["train", "--spec", "x.json"], "--spec goes with --model stack"),
+        (["train", "--separable", "--model", "vgg11"], "vgg11 cannot take 1×28×28"),
+        (["train", "--separable", "--model", "nosuchnet"], "nosuchnet"),
         (
             ["train", "--data-dir", "/nonexistent/mnist", "--train-limit", "100"],
             "no such data directory",

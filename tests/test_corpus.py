@@ -369,7 +369,7 @@ def picture_bytes(case: dict[str, Any]) -> bytes:
 @pytest.mark.parametrize("case", params("pictures"))
 def test_picture_corpus(case: dict[str, Any]) -> None:
     """The Train page's "Try it" upload: a bad or oversized picture is one clear line."""
-    from cnnlab.views.runview import read_picture, to_digit
+    from cnnlab.inside.pictures import read_picture, to_digit
 
     data = picture_bytes(case)
     with pytest.raises(UserError) as info:
@@ -837,3 +837,54 @@ def test_app_binds_to_localhost_by_default() -> None:
     config = tomllib.loads((root / ".streamlit" / "config.toml").read_text())
     assert config["server"]["address"] in ("localhost", "127.0.0.1")
     assert config["server"].get("maxUploadSize", 200) <= 10  # MB: specs and digits are tiny
+
+
+# =============================================================================== classroom
+
+
+def _classroom_value(case: dict[str, Any]) -> Any:
+    if "generate" in case:
+        return case["generate"]["repeat"] * case["generate"]["times"]
+    return case.get("value")
+
+
+@pytest.mark.parametrize("case", params("classroom"))
+def test_classroom_corpus(case: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Display names, owner ids, teacher passwords and hashes, class limits, and submissions
+    that break them: one clear line; a refused submission queues nothing."""
+    from cnnlab.classroom import fair_queue, identity, limits, teacher
+    from cnnlab.training.config import TrainConfig
+    from cnnlab.training.store import RunStore
+
+    surface, value = case["surface"], _classroom_value(case)
+    with pytest.raises(UserError) as caught:
+        if surface == "name":
+            identity.check_name(value)
+        elif surface == "owner_id":
+            identity.check_owner_id(value)
+        elif surface == "password":
+            teacher.hash_password(value)
+        elif surface == "hash":
+            teacher.verify_password("correct horse", value)
+        elif surface == "limits":
+            limits.ClassLimits.from_dict(value)
+        elif surface == "limit_config":
+            config = TrainConfig.from_dict(case["config"]).validate()
+            limits.ClassLimits.from_dict(case["limits"]).check_config(config)
+        elif surface == "submit":
+            monkeypatch.setenv(teacher.ENV_VAR, teacher.hash_password("correct horse"))
+            store = RunStore()
+            limits.save_limits(store, limits.ClassLimits.from_dict(case["limits"]))
+            owner = identity.Owner(identity.new_owner_id(), "Ada")
+            small = TrainConfig(train_limit=100, device="cpu")
+            for _ in range(case["before"]):
+                fair_queue.submit([small], store, owner)
+            before = len(store.list_runs())
+            configs = [TrainConfig.from_dict(c) for c in case.get("configs", [case.get("config")])]
+            try:
+                fair_queue.submit(configs, store, owner)
+            finally:
+                assert len(store.list_runs()) == before  # nothing queued
+        else:
+            raise AssertionError(f"unknown classroom surface {surface!r}")
+    assert_user_message(str(caught.value), case["expect"])

@@ -22,8 +22,20 @@ STEP_KEYS = {"loss", "train_accuracy", "lr", "images_per_second", "eta_seconds",
 FINAL_KEYS = {"accuracy", "precision", "recall", "f1", "train_seconds", "total_seconds"}
 
 
+POSTGRES_CASES = {
+    "test_train_records_everything_and_checkpoint_predicts",
+    "test_stop_lands_within_two_seconds_and_keeps_metrics",
+    "test_failure_is_recorded_not_left_running",
+    "test_cancelled_run_is_not_trained",
+}
+"""The store-relevant cases that also run on PostgreSQL (the others train the same on both)."""
+
+
 @pytest.fixture
-def store() -> RunStore:
+def store(request: pytest.FixtureRequest, backend: str) -> RunStore:
+    """The default store: SQLite in CNNLAB_HOME, or PostgreSQL (tests/servers.py)."""
+    if backend == "postgres" and request.function.__name__ not in POSTGRES_CASES:
+        pytest.skip("a training case, not a store case: SQLite only")
     return RunStore()
 
 

@@ -104,7 +104,10 @@ def enqueue(config: TrainConfig, store: RunStore) -> str:
 # ------------------------------------------------------------------------- consumer and worker
 
 
-def test_consumer_and_worker_sigkill_then_restart_runs_the_queue(procs: Processes) -> None:
+def test_consumer_and_worker_sigkill_then_restart_runs_the_queue(
+    backend: str, procs: Processes
+) -> None:
+    """On SQLite files and on PostgreSQL + Redis (``backend``, tests/servers.py)."""
     store = RunStore()
     first = procs.consumer()
     long_run = enqueue(LONG, store)
@@ -275,8 +278,8 @@ def _page_says_store_unreadable(monkeypatch: pytest.MonkeyPatch, home: Path) -> 
 
 
 def test_disk_full_mid_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """1 MB holds the run's metrics but not its 1.6 MB checkpoint; 96 KB not even the metrics."""
-    for size in ("1m", "96k"):
+    """1 MB holds the run's metrics but not its 1.6 MB checkpoint; 128 KB not even the metrics."""
+    for size in ("1m", "128k"):
         with tmpfs(tmp_path / f"full-{size}", size) as mount:
             monkeypatch.setenv("CNNLAB_HOME", str(mount / "home"))
             argv = ["train", "--train-limit", "2000", "--batch-size", "50", "--epochs", "1"]

@@ -14,7 +14,8 @@ from PIL import Image
 from cnnlab.cli import main
 from cnnlab.counting import zoo
 from cnnlab.counting.transform import separable_model
-from cnnlab.inside.features import digit_input, feature_maps, read_picture, save_grid
+from cnnlab.inside.features import digit_input, feature_maps, save_grid
+from cnnlab.inside.pictures import digit_from_file
 from cnnlab.training.data import load_mnist
 from cnnlab.training.store import RunStore
 
@@ -79,11 +80,11 @@ def test_picture_is_grayscale_white_on_black_and_blank_is_refused(tmp_path: Path
     page = np.full((200, 150), 255, np.uint8)
     page[50:150, 70:80] = 0  # a dark "1" on white paper
     Image.fromarray(page).save(tmp_path / "one.png")
-    digit = read_picture(tmp_path / "one.png")
+    digit = digit_from_file(tmp_path / "one.png")
     assert digit.shape == (28, 28) and digit[0, 0] == 0 and digit.max() > 200
     Image.fromarray(np.full((40, 40), 200, np.uint8)).save(tmp_path / "blank.png")
     with pytest.raises(ValueError, match="blank"):
-        read_picture(tmp_path / "blank.png")
+        digit_from_file(tmp_path / "blank.png")
 
 
 @pytest.fixture(scope="module")

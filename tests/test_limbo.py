@@ -8,10 +8,12 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from huey import SqliteHuey
+from huey import PriorityRedisHuey, SqliteHuey
+from huey.api import Huey
 
 from cnnlab.format import md_escape
 from cnnlab.training.names import INTERRUPTED, QUEUED
@@ -19,10 +21,21 @@ from cnnlab.training.queue import LostTaskReaper, queued_task_ids
 from cnnlab.training.store import LOST_TASK_TEXT, RunStore, StoreError
 
 
-def _queue(tmp: Path) -> tuple[SqliteHuey, object]:
-    huey = SqliteHuey(name="cnnlab", filename=str(tmp / "queue.db"), results=False)
+@pytest.fixture(params=["sqlite", "servers"])
+def store_and_queue(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> tuple[RunStore, Huey, Callable[..., object]]:
+    """A store and a queue: SQLite files, or PostgreSQL + Redis (PriorityRedisHuey)."""
+    if request.param == "servers":
+        store = RunStore(request.getfixturevalue("postgres_url"))
+        huey: Huey = PriorityRedisHuey(
+            name="cnnlab", url=request.getfixturevalue("redis_url"), results=False
+        )
+    else:
+        store = RunStore(tmp_path / "runs.db")
+        huey = SqliteHuey(name="cnnlab", filename=str(tmp_path / "queue.db"), results=False)
     task = huey.task(name="run_training")(lambda run_id: run_id)
-    return huey, task
+    return store, huey, task
 
 
 def _run(store: RunStore) -> str:
@@ -32,12 +45,12 @@ def _run(store: RunStore) -> str:
 # --- 1. a queued run whose task is gone -----------------------------------------------------
 
 
-def test_queued_run_whose_task_was_taken_is_interrupted_after_grace(tmp_path: Path) -> None:
-    store = RunStore(tmp_path / "runs.db")
-    huey, task = _queue(tmp_path)
+def test_queued_run_whose_task_was_taken_is_interrupted_after_grace(store_and_queue) -> None:
+    store, huey, task = store_and_queue
     lost, waiting = _run(store), _run(store)
-    task(lost)
+    task(lost, priority=5)  # taken first
     task(waiting)
+    assert queued_task_ids(huey) == {lost, waiting}
     assert huey.dequeue() is not None  # a worker takes the first task … and dies right there
     assert queued_task_ids(huey) == {waiting}
 
@@ -54,9 +67,8 @@ def test_queued_run_whose_task_was_taken_is_interrupted_after_grace(tmp_path: Pa
     assert reaper.check(now=500.0) == []
 
 
-def test_run_that_starts_within_grace_is_not_reaped(tmp_path: Path) -> None:
-    store = RunStore(tmp_path / "runs.db")
-    huey, task = _queue(tmp_path)
+def test_run_that_starts_within_grace_is_not_reaped(store_and_queue) -> None:
+    store, huey, task = store_and_queue
     run_id = _run(store)
     task(run_id)
     huey.dequeue()
@@ -133,6 +145,7 @@ def test_truly_read_only_folder_can_still_be_listed() -> None:
                 shutil.copytree(
                     Path(__file__).resolve().parents[1] / "cnnlab", package_root / "cnnlab"
                 )
+                _copy_store_dependencies(package_root)
                 for path in [package_root, *package_root.rglob("*")]:
                     path.chmod(0o755 if path.is_dir() else 0o644)
         env = {**os.environ, "PYTHONPATH": str(package_root), "HOME": str(folder)}
@@ -151,6 +164,15 @@ def test_truly_read_only_folder_can_still_be_listed() -> None:
         folder.rmdir()
         if package_root.name.startswith("cnnlab-pkg-"):
             shutil.rmtree(package_root, ignore_errors=True)
+
+
+def _copy_store_dependencies(target: Path) -> None:
+    """The store's own imports (SQLAlchemy and what it needs), for a Python without the venv."""
+    import sqlalchemy
+    import typing_extensions
+
+    shutil.copytree(Path(sqlalchemy.__file__).parent, target / "sqlalchemy")
+    shutil.copy(typing_extensions.__file__, target / "typing_extensions.py")
 
 
 def _run_child(

@@ -1,15 +1,19 @@
 """The run store: statuses, metrics (incremental reads, no duplicates), artifacts, liveness,
-errors, and two processes writing at once."""
+errors, and two processes writing at once — on SQLite and on PostgreSQL (tests/servers.py)."""
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from cnnlab.cli import main
 from cnnlab.errors import UserError
@@ -27,9 +31,16 @@ from cnnlab.training.store import (
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> RunStore:
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> RunStore:
+    if request.param == "postgres":
+        return RunStore(request.getfixturevalue("postgres_url"))
     return RunStore(tmp_path / "runs.db")
+
+
+def where(store: RunStore) -> str:
+    """What opens the same store in another process: its URL or its file."""
+    return store.target.url or str(store.path)
 
 
 def new_run(store: RunStore, **kw: object) -> str:
@@ -171,6 +182,7 @@ def test_integrity_and_errors(tmp_path: Path):
 
 WRITER = """
 import sys
+import time
 from cnnlab.training.store import RunStore
 store = RunStore(sys.argv[1])
 run_id, offset, n = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
@@ -190,7 +202,7 @@ def test_two_processes_writing_at_once(store: RunStore):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(store.path), rid, str(off), str(n)],
+            [sys.executable, "-c", WRITER, where(store), rid, str(off), str(n)],
             env=env,
             stderr=subprocess.PIPE,
             text=True,
@@ -323,9 +335,12 @@ def test_trash_restore_and_purge(store: RunStore):
     assert store.get_run(kept, trashed=True) is None and not folder.exists()
     assert store.metric_count(kept) == 0 and store.artifacts(kept) == []
     store.trash_run(other)
-    with sqlite3.connect(store.path) as db:  # deleted 8 days ago
-        db.execute("UPDATE runs SET deleted_at = deleted_at - 8 * 86400 WHERE id = ?", (other,))
-    RunStore(store.path)  # opening the store purges it
+    with store._engine.begin() as db:  # deleted 8 days ago
+        db.execute(
+            text("UPDATE runs SET deleted_at = deleted_at - 8 * 86400 WHERE id = :id"),
+            {"id": other},
+        )
+    RunStore(where(store))  # opening the store purges it
     assert store.get_run(other, trashed=True) is None and store.list_trash() == []
 
 
@@ -383,3 +398,99 @@ def test_owners_experiments_and_settings(store: RunStore):
     store.put_setting("limits", {"max_epochs": 2})
     store.put_setting("limits", {"max_epochs": 3})
     assert store.get_setting("limits") == {"max_epochs": 3}
+
+
+def test_a_server_store_from_before_the_trash_is_migrated(postgres_url: str):
+    import psycopg
+
+    with psycopg.connect(postgres_url.replace("+psycopg", ""), autocommit=True) as db:
+        for statement in PREVIOUS_SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        db.execute(
+            "INSERT INTO runs (id, name, model, config, status, created, params, macs)"
+            " VALUES ('0123456789ab', 'old run', 'small-cnn', '{}', 'finished', 1.7e9, 1, 2)"
+        )
+    store = RunStore(postgres_url)
+    (run,) = store.list_runs()
+    assert run.name == "old run" and run.deleted_at is None and run.owner_id is None
+    store.trash_run(run.id)
+    assert store.list_runs() == [] and [r.id for r in store.list_trash()] == [run.id]
+
+
+def test_server_files_travel_to_another_home(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A checkpoint written on the worker's disk is read back on a machine without it."""
+    worker_home, app_home = tmp_path / "worker", tmp_path / "app"
+    monkeypatch.setenv("CNNLAB_HOME", str(worker_home))
+    store = RunStore(postgres_url)
+    run_id = new_run(store)
+    checkpoint = store.run_dir(run_id) / "checkpoint.pt"
+    checkpoint.write_bytes(os.urandom(300_000))
+    store.put_artifact(run_id, "checkpoint", path=checkpoint)
+    big = store.run_dir(run_id) / "big.pt"
+    big.write_bytes(b"x" * 2_000_000)
+    monkeypatch.setenv("CNNLAB_STORE_FILE_MAX_MB", "1")
+    store.put_artifact(run_id, "big", path=big)  # over the limit: stays on the worker's disk
+
+    content = checkpoint.read_bytes()
+    shutil.rmtree(worker_home)  # the app's machine does not have the worker's disk
+
+    monkeypatch.setenv("CNNLAB_HOME", str(app_home))
+    app = RunStore(postgres_url)
+    artifact = app.get_artifact(run_id, "checkpoint")
+    assert artifact.path == app_home / "runs" / run_id / "checkpoint.pt"
+    assert artifact.path.read_bytes() == content
+    assert app.get_artifact(run_id, "big").path == big  # not shared: the worker's path
+    assert not (app_home / "runs" / run_id / "big.pt").exists()
+    assert {a.kind: a.path for a in app.artifacts(run_id)}["checkpoint"] == artifact.path
+    app.finish_run(run_id, FINISHED)
+    app.delete_run(run_id)
+    assert not (app_home / "runs" / run_id).exists() and app.artifacts(run_id) == []
+
+
+def test_liveness_across_hosts(store: RunStore, monkeypatch: pytest.MonkeyPatch):
+    """The pid check only for this host's runs; another host's run is judged by its heartbeat."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    monkeypatch.setenv("CNNLAB_HOST_NAME", "far-away")
+    remote = new_run(store)
+    store.mark_running(remote, dead.pid, "cpu")  # a pid that means nothing here
+    store.worker_heartbeat(4242)
+    monkeypatch.setenv("CNNLAB_HOST_NAME", "right-here")
+    store.worker_heartbeat(4242)
+    store.worker_heartbeat(4343)
+    assert store.workers_by_host() == {"far-away": 1, "right-here": 2}
+    assert store.workers_alive() == 3
+    assert store.get_run(remote).host == "far-away"
+    assert store.reap_orphans() == []  # its heartbeat is fresh: alive, whatever the pid
+    monkeypatch.setenv("CNNLAB_HEARTBEAT_TIMEOUT_S", "0.2")
+    time.sleep(0.3)
+    assert store.reap_orphans() == [remote]
+    run = store.get_run(remote)
+    assert run.status == INTERRUPTED and "on host far-away" in run.error
+    monkeypatch.setenv("CNNLAB_HEARTBEAT_TIMEOUT_S", "soon")
+    with pytest.raises(UserError, match="CNNLAB_HEARTBEAT_TIMEOUT_S"):
+        store.reap_orphans()
+
+
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("mysql://u@h/db", "unsupported scheme 'mysql'"),
+        ("postgresql+psycopg://u@127.0.0.1:1/db", "is the PostgreSQL server running"),
+        ("postgresql://nohost", "needs a host and a database"),
+        ("sqlite://relative.db", "needs a file"),
+    ],
+)
+def test_bad_store_urls_are_one_clear_error(url: str, message: str):
+    with pytest.raises(StoreError, match=re.escape(message)) as caught:
+        RunStore(url)
+    assert "\n" not in str(caught.value)
+
+
+def test_wrong_password_is_one_clear_error(postgres_server):
+    with pytest.raises(StoreError, match="password authentication failed") as caught:
+        RunStore(postgres_server.url(password="wrong"))
+    assert "wrong" not in str(caught.value)  # the password is not echoed

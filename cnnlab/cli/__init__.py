@@ -14,7 +14,10 @@ from collections.abc import Sequence
 
 from cnnlab.errors import UserError
 
-SUBCOMMAND_MODULES = ("data", "profile", "train", "runs", "features", "worker")
+SUBCOMMAND_MODULES = (
+    "data", "profile", "train", "runs", "features", "worker", "teacher", "experiment",
+    "doctor",
+)  # fmt: skip
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -37,7 +37,11 @@ def _writable(folder: Path) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     # lazy: torch and the store only once a subcommand runs (keeps `cnnlab --help` fast)
-    from cnnlab.inside.features import digit_input, feature_maps, png_name, read_picture, save_grid
+    import torch
+
+    # lazy, as torch above
+    from cnnlab.inside.features import digit_input, feature_maps, png_name, save_grid
+    from cnnlab.inside.pictures import digit_from_file
     from cnnlab.training.checkpoints import load_checkpoint
     from cnnlab.training.data import load_mnist
     from cnnlab.training.store import RunStore
@@ -54,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     out = _writable(Path(args.out))
 
     if args.image is not None:
-        digit = read_picture(args.image)
+        digit = torch.from_numpy(digit_from_file(args.image))  # the Train page's pipeline
         source: dict[str, Any] = {"image": str(args.image)}
     else:
         test = load_mnist("test")

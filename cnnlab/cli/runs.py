@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cnnlab.format import duration_text, eta_text, fmt_int, percent, timestamp_text
 from cnnlab.training.names import (
@@ -22,11 +22,20 @@ from cnnlab.training.names import (
     RUNNING,
     TEST_LOSS,
     TRAIN_SECONDS,
+    TRASH_KEEP_S,
 )
-from cnnlab.training.store import TRASH_KEEP_S, Run, RunStore
+
+if TYPE_CHECKING:
+    from cnnlab.training.store import Run, RunStore
 
 SUMMARY_KEYS = (ACCURACY, PRECISION, RECALL, F1, TEST_LOSS, TRAIN_SECONDS)
 TRASH_DAYS = f"{TRASH_KEEP_S / 86_400:.0f} days"
+
+
+def _store() -> RunStore:
+    from cnnlab.training.store import RunStore  # SQLAlchemy: not imported for `cnnlab --help`
+
+    return RunStore()
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -91,7 +100,7 @@ def run_dict(run: Run, final: dict[str, float]) -> dict[str, Any]:
 
 
 def list_runs(args: argparse.Namespace) -> int:
-    store = RunStore()
+    store = _store()
     store.reap_orphans()
     runs = store.list_trash() if args.trash else store.list_runs()
     rows = [run_dict(run, store.final_metrics(run.id)) for run in runs]
@@ -130,7 +139,7 @@ def list_runs(args: argparse.Namespace) -> int:
 
 
 def show_run(args: argparse.Namespace) -> int:
-    store = RunStore()
+    store = _store()
     store.reap_orphans()
     run = store.require_run(args.run_id)
     data = run_dict(run, store.final_metrics(run.id))
@@ -175,7 +184,7 @@ def show_run(args: argparse.Namespace) -> int:
 
 
 def stop_run(args: argparse.Namespace) -> int:
-    store = RunStore()
+    store = _store()
     run = store.require_run(args.run_id)
     if store.request_stop(run.id):
         what = "cancelled" if run.status == QUEUED else "stop requested (lands within 2 s)"
@@ -186,7 +195,7 @@ def stop_run(args: argparse.Namespace) -> int:
 
 
 def trash_run(args: argparse.Namespace) -> int:
-    store = RunStore()
+    store = _store()
     store.reap_orphans()
     run = store.trash_run(args.run_id)
     print(
@@ -197,13 +206,13 @@ def trash_run(args: argparse.Namespace) -> int:
 
 
 def restore_run(args: argparse.Namespace) -> int:
-    run = RunStore().restore_run(args.run_id)
+    run = _store().restore_run(args.run_id)
     print(f"run {run.id} ({run.name}) restored")
     return 0
 
 
 def delete_run(args: argparse.Namespace) -> int:
-    store = RunStore()
+    store = _store()
     store.reap_orphans()
     store.delete_run(args.run_id)
     print(f"run {args.run_id} deleted")
@@ -211,7 +220,7 @@ def delete_run(args: argparse.Namespace) -> int:
 
 
 def rename_run(args: argparse.Namespace) -> int:
-    store = RunStore()
+    store = _store()
     store.rename(args.run_id, args.name)
     print(f"run {args.run_id} renamed to {args.name.strip()!r}")
     return 0

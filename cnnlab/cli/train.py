@@ -6,13 +6,15 @@ import argparse
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cnnlab.errors import UserError
 from cnnlab.training.config import DEVICES, INPUT_SIZES, OPTIMIZERS, SCHEDULES, TrainConfig
 from cnnlab.training.names import FINISHED, QUEUED, STOPPED
-from cnnlab.training.store import RunStore
 from cnnlab.training.watcher import STOPPED_MID_STEP_TEXT
+
+if TYPE_CHECKING:
+    from cnnlab.training.store import RunStore
 
 MEASURE_ABOVE_S = 120  # a foreground run guessed longer than this is timed before it starts
 
@@ -27,6 +29,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", default=defaults.model, help="zoo model (default %(default)s)")
     p.add_argument("--spec", metavar="FILE", help="Conv Lab spec JSON (with --model stack)")
+    p.add_argument(
+        "--separable",
+        action="store_true",
+        help="make every conv with kernel > 1 and groups = 1 depthwise-separable (zoo models;"
+        " a --spec sets it per layer)",
+    )
     p.add_argument("--epochs", type=int, default=defaults.epochs)
     p.add_argument("--batch-size", type=int, default=defaults.batch_size)
     p.add_argument("--lr", type=float, default=defaults.lr, help="(peak) learning rate")
@@ -81,12 +89,15 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         name=args.name,
         spec=spec,
         data_dir=args.data_dir,
+        separable=args.separable,
     )
     return config.check_model()
 
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    from cnnlab.training.store import RunStore  # SQLAlchemy: not imported for `cnnlab --help`
+
     store = RunStore()
     store.require_writable()  # a read-only store: say so before estimating anything
     if args.background:
@@ -115,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     _print_estimate(cost, sys.stderr)
     store.reap_orphans()
     run_id = cost.record(store, config)
-    sys.stderr.write(f"run {run_id} ({config.model}) recorded in {store.path}\n")
+    sys.stderr.write(f"run {run_id} ({config.model}) recorded in {store.location}\n")
 
     bar: Any = None
 

@@ -11,7 +11,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "worker",
         help="run queued trainings (Huey consumer with process workers)",
         description="Run queued trainings until Ctrl-C or SIGTERM. Runs interrupted by a "
-        "shutdown or a crash are marked `interrupted`.",
+        "shutdown or a crash are marked `interrupted`. On several machines: set the same "
+        "CNNLAB_STORE_URL (postgresql+psycopg://…) and CNNLAB_QUEUE_URL (redis://…) on each; "
+        "CNNLAB_HOST_NAME names this machine in the store (default: its host name).",
     )
     p.add_argument(
         "--workers",

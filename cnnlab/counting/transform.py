@@ -5,18 +5,22 @@ from __future__ import annotations
 from torch import nn
 
 
+def flippable(module: nn.Module) -> bool:
+    """A conv that has a depthwise-separable form: a plain ``Conv2d``, kernel > 1, groups = 1."""
+    if not isinstance(module, nn.Conv2d) or type(module) is not nn.Conv2d:
+        return False
+    return module.groups == 1 and max(module.kernel_size) > 1
+
+
 def separable_model(model: nn.Module) -> nn.Module:
     """Replace (in place) every conv with kernel > 1 and groups = 1 by depthwise + pointwise.
 
     The depthwise conv keeps kernel, stride, padding and dilation; the pointwise 1×1 conv maps
     to the output channels; each keeps the original's bias setting. Returns ``model``.
     """
-    targets = [
-        (name, m)
-        for name, m in model.named_modules()
-        if type(m) is nn.Conv2d and m.groups == 1 and max(m.kernel_size) > 1
-    ]
+    targets = [(name, m) for name, m in model.named_modules() if flippable(m)]
     for name, conv in targets:
+        assert isinstance(conv, nn.Conv2d)
         device = conv.weight.device
         bias = conv.bias is not None
         sep = nn.Sequential()

@@ -9,7 +9,7 @@ cheap; ``min``/``max`` are over the whole output.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -19,15 +19,14 @@ import torch
 from PIL import Image
 from torch import nn
 
-from cnnlab.errors import UserError, error_text
+from cnnlab.errors import UserError
 from cnnlab.training.recipe import prepare
 
 Stage = Literal["depthwise", "pointwise"]
 MAX_CHANNELS = 64
 POOLS = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
-MAX_IMAGE_BYTES = 10 * 2**20  # an uploaded picture larger than this is refused
-MAX_IMAGE_PIXELS = 4096 * 4096
 TILE_PX = 56  # each channel is drawn at least this many pixels across (nearest-neighbour)
+MAX_TILE_PX = 112  # ... and at most this many: a larger map is drawn every 2nd (3rd, …) pixel
 GAP_PX = 2
 
 # viridis at 9 evenly spaced stops (matplotlib's values), interpolated to 256 entries
@@ -59,9 +58,10 @@ class FeatureMap:
     type: str  # the module's class name ("Conv2d", "MaxPool2d", …)
     stage: Stage | None  # the half of a depthwise-separable conv, else None
     shape: tuple[int, ...]  # (C, H, W) of the whole output
-    maps: np.ndarray  # float32 [kept, H, W]: the first ``kept`` channels
+    maps: np.ndarray  # float32 [kept, H, W]: channels ``first`` to ``first + kept - 1``
     min: float
     max: float
+    first: int = 0  # the channel the kept maps start at (a page of a wide layer)
 
     @property
     def channels(self) -> int:
@@ -78,20 +78,27 @@ class Features:
     probabilities: list[float]  # the 10 class probabilities (softmax of the logits)
 
 
-def _is_depthwise(m: nn.Module, name: str) -> bool:
+def is_depthwise(m: nn.Module, name: str) -> bool:
     """groups == in_channels; with one input channel only when named so (``x.depthwise``)."""
     if not isinstance(m, nn.Conv2d) or m.groups != m.in_channels:
         return False
     return m.groups > 1 or name.rpartition(".")[2] == "depthwise"
 
 
-def _is_pointwise(m: nn.Module) -> bool:
+def is_pointwise(m: nn.Module) -> bool:
     return isinstance(m, nn.Conv2d) and m.groups == 1 and tuple(m.kernel_size) == (1, 1)
 
 
-def feature_maps(model: nn.Module, x: torch.Tensor, max_channels: int = MAX_CHANNELS) -> Features:
+def feature_maps(
+    model: nn.Module,
+    x: torch.Tensor,
+    max_channels: int = MAX_CHANNELS,
+    first: Mapping[str, int] | None = None,
+) -> Features:
     """Run ``model`` (put in eval mode) on one normalised input ``x`` [1, C, H, W]; every conv and
-    pooling output in the order they ran, and the class probabilities."""
+    pooling output in the order they ran, and the class probabilities.
+
+    ``first``: layer name → the first channel kept (a page of a wide layer; default 0)."""
     if x.ndim != 4 or x.shape[0] != 1:
         raise UserError(f"feature maps need one input of shape 1×C×H×W, got {tuple(x.shape)}")
     if max_channels < 1:
@@ -105,14 +112,15 @@ def feature_maps(model: nn.Module, x: torch.Tensor, max_channels: int = MAX_CHAN
                 return
             stage: Stage | None = None
             if isinstance(module, nn.Conv2d):
-                if _is_depthwise(module, name):  # a 1×1 right after a depthwise pairs up
+                if is_depthwise(module, name):  # a 1×1 right after a depthwise pairs up
                     stage = "depthwise"
-                elif _is_pointwise(module) and last_conv and last_conv[-1]:
+                elif is_pointwise(module) and last_conv and last_conv[-1]:
                     stage = "pointwise"
                 last_conv[:] = [stage == "depthwise"]
             out = output.detach()[0]
+            start = min(max(0, int((first or {}).get(name, 0))), max(0, out.shape[0] - 1))
             # copied now: an in-place activation after this layer would change it
-            kept = out[:max_channels].float().cpu().numpy().copy()
+            kept = out[start : start + max_channels].float().cpu().numpy().copy()
             rows.append(
                 FeatureMap(
                     name=name,
@@ -122,6 +130,7 @@ def feature_maps(model: nn.Module, x: torch.Tensor, max_channels: int = MAX_CHAN
                     maps=kept,
                     min=float(out.min()),
                     max=float(out.max()),
+                    first=start,
                 )
             )
 
@@ -155,72 +164,38 @@ def digit_input(image_uint8: torch.Tensor, input_size: int) -> torch.Tensor:
     return prepare(image.unsqueeze(0), input_size, torch.device("cpu"))
 
 
-def read_picture(path: str | Path) -> torch.Tensor:
-    """A picture file → a 28×28 uint8 digit, white on black like MNIST.
-
-    Grayscale, resized to 28×28; a picture on a light background is inverted. A file over
-    10 MiB or 4096×4096 pixels, an unreadable file and a blank (single-shade) picture are refused.
-    """
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-    except OSError as err:
-        raise UserError(f"{path}: cannot read the picture ({err.strerror or err})") from None
-    if size > MAX_IMAGE_BYTES:
-        raise UserError(f"{path}: picture too large ({size:,} bytes, at most {MAX_IMAGE_BYTES:,})")
-    try:
-        with Image.open(path) as img:
-            w, h = img.size
-            if w * h > MAX_IMAGE_PIXELS:
-                raise UserError(f"{path}: picture too large ({w}×{h}, at most 4096×4096 pixels)")
-            gray = img.convert("L")
-            gray.load()
-    except UserError:
-        raise
-    except Exception as err:  # PIL raises many types for a file that is not a picture
-        raise UserError(f"{path}: not a readable picture ({error_text(err)})") from None
-    pixels = np.asarray(gray.resize((28, 28), Image.Resampling.BILINEAR), dtype=np.uint8)
-    if int(pixels.max()) - int(pixels.min()) < 16:
-        raise UserError(f"{path}: the picture is blank (one shade): draw or photograph a digit")
-    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
-    if border.mean() > 127:  # dark ink on light paper: MNIST digits are white on black
-        pixels = 255 - pixels
-    return torch.from_numpy(pixels.copy())
-
-
 # --- pictures of the maps ---------------------------------------------------------------------
 
 
 def map_grid(row: FeatureMap, columns: int | None = None, colormap: bool = True) -> np.ndarray:
     """The kept channels as a uint8 picture: one tile per channel, each min-max normalised on
-    its own (a constant channel is dark), viridis (H×W×3) or grayscale (H×W)."""
+    its own (a constant channel is dark; 1×1 maps share one scale), viridis (H×W×3, white gaps)
+    or grayscale (H×W). A map over :data:`MAX_TILE_PX` pixels (VGG at 224) is drawn at every
+    k-th pixel."""
     maps = row.maps
+    step = -(-max(maps.shape[1:]) // MAX_TILE_PX)
+    maps = maps[:, ::step, ::step] if step > 1 else maps
     n, h, w = maps.shape
     cols = columns or int(np.ceil(np.sqrt(n)))
     rows = int(np.ceil(n / cols))
     scale = max(1, TILE_PX // max(h, w))
     th, tw = h * scale, w * scale
-    canvas = np.full((rows * (th + GAP_PX) - GAP_PX, cols * (tw + GAP_PX) - GAP_PX), 0.0)
-    lo = maps.reshape(n, -1).min(1)
-    hi = maps.reshape(n, -1).max(1)
+    flat = maps.reshape(n, -1)
+    lo, hi = flat.min(1), flat.max(1)
+    if h * w == 1:  # one value per channel (a global pool): one scale across the channels
+        lo, hi = np.full(n, flat.min()), np.full(n, flat.max())
     span = np.where(hi > lo, hi - lo, 1.0)
     norm = (maps - lo[:, None, None]) / span[:, None, None]
-    for i in range(n):
-        r, c = divmod(i, cols)
-        tile = np.kron(norm[i], np.ones((scale, scale)))
-        canvas[
-            r * (th + GAP_PX) : r * (th + GAP_PX) + th, c * (tw + GAP_PX) : c * (tw + GAP_PX) + tw
-        ] = tile
+    tiles = np.repeat(np.repeat(norm, scale, axis=1), scale, axis=2)  # [n, th, tw]
+    # -1 marks the gaps and the empty places of the last row
+    tiles = np.pad(tiles, ((0, rows * cols - n), (0, GAP_PX), (0, GAP_PX)), constant_values=-1.0)
+    grid = tiles.reshape(rows, cols, th + GAP_PX, tw + GAP_PX).transpose(0, 2, 1, 3)
+    canvas = grid.reshape(rows * (th + GAP_PX), cols * (tw + GAP_PX))[:-GAP_PX, :-GAP_PX]
+    gaps = canvas < 0
     levels = np.clip(np.round(canvas * 255), 0, 255).astype(np.uint8)
     if not colormap:
         return levels
     picture = VIRIDIS[levels]
-    gaps = np.ones_like(levels, dtype=bool)
-    for i in range(n):  # the gaps between tiles stay white
-        r, c = divmod(i, cols)
-        gaps[
-            r * (th + GAP_PX) : r * (th + GAP_PX) + th, c * (tw + GAP_PX) : c * (tw + GAP_PX) + tw
-        ] = False
     picture[gaps] = 255
     return picture
 

@@ -9,11 +9,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cnnlab.counting import zoo
 from cnnlab.devices import autocast
 from cnnlab.errors import UserError, error_text
 from cnnlab.training.config import TrainConfig
-from cnnlab.training.recipe import prepare
+from cnnlab.training.recipe import network, prepare
 
 
 def save_checkpoint(model: nn.Module, config: TrainConfig, path: Path) -> Path:
@@ -31,6 +30,21 @@ def save_checkpoint(model: nn.Module, config: TrainConfig, path: Path) -> Path:
     return path
 
 
+INITIAL = "initial"
+"""The artifact kind (and file stem) of a run's weights before its first step."""
+INITIAL_MAX_PARAMS = 2_000_000
+"""Initial weights are kept for models up to this size (8 MB of fp32: every MNIST model);
+a bigger model (VGG-16: 138 M) keeps only its final checkpoint."""
+
+
+def save_initial(model: nn.Module, config: TrainConfig, folder: Path) -> Path | None:
+    """The untrained weights as ``initial.pt`` (a checkpoint like the final one), or None for a
+    model over :data:`INITIAL_MAX_PARAMS` parameters."""
+    if sum(p.numel() for p in model.parameters()) > INITIAL_MAX_PARAMS:
+        return None
+    return save_checkpoint(model, config, folder / f"{INITIAL}.pt")
+
+
 def load_checkpoint(path: str | Path) -> tuple[nn.Module, TrainConfig]:
     """Rebuild the model of a checkpoint (``torch.load(weights_only=True)``), in eval mode."""
     try:
@@ -42,7 +56,7 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, TrainConfig]:
     if not isinstance(blob, dict) or not {"state_dict", "config"} <= set(blob):
         raise UserError(f"{path}: not a cnnlab checkpoint (needs state_dict and config)")
     config = TrainConfig.from_dict(blob["config"]).validate()
-    model = zoo.build_model(config.model, mnist=True, spec=config.stack_spec())
+    model = network(config)  # the run's own network (separable when the run was)
     try:
         model.load_state_dict(blob["state_dict"])
     except (RuntimeError, TypeError, AttributeError) as err:

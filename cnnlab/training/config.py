@@ -42,6 +42,9 @@ class TrainConfig:
     name: str | None = None
     spec: dict[str, Any] | None = None
     data_dir: str | None = None
+    separable: bool = False
+    """Train the zoo model with every conv of kernel > 1 (groups 1) made depthwise-separable
+    (:func:`cnnlab.counting.transform.separable_model`); a Conv Lab stack sets it per layer."""
 
     # --- checks -------------------------------------------------------------------------------
 
@@ -80,6 +83,13 @@ class TrainConfig:
             raise UserError(f"a Conv Lab spec only goes with model 'stack', not {self.model!r}")
         if self.data_dir is not None and (not isinstance(self.data_dir, str) or not self.data_dir):
             raise UserError("data dir must be a folder path")
+        if not isinstance(self.separable, bool):
+            raise UserError(f"separable must be true or false, got {repr(self.separable)[:40]}")
+        if self.separable and self.model == STACK:
+            raise UserError(
+                "separable does not go with model 'stack': a Conv Lab spec sets each conv's own"
+                " separable flag"
+            )
         return self
 
     def stack_spec(self) -> Any:
@@ -104,6 +114,14 @@ class TrainConfig:
         zoo.check_input(
             self.model, mnist=True, input_shape=self.input_shape(), spec=self.stack_spec()
         )
+        if self.separable:
+            from cnnlab.counting.transform import flippable  # torch, as above
+
+            net = zoo.build_model(self.model, mnist=True, device="meta")
+            if not any(flippable(m) for m in net.modules()):
+                raise UserError(
+                    f"{self.model} has no conv with kernel > 1 (and groups 1) to make separable"
+                )
         return self
 
     # --- JSON in/out --------------------------------------------------------------------------
@@ -127,7 +145,8 @@ class TrainConfig:
 
     @property
     def display_name(self) -> str:
-        return self.name or f"{self.model}-{self.input_size}"
+        separable = "-separable" if self.separable else ""
+        return self.name or f"{self.model}{separable}-{self.input_size}"
 
 
 REPORT_PRESET = TrainConfig(

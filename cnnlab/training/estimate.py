@@ -12,14 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnlab.counting import zoo
 from cnnlab.counting.analyse import analyse_zoo
 from cnnlab.devices import autocast, channels_last, cpu_threads, resolve_device
 from cnnlab.errors import UserError
 from cnnlab.format import eta_text, gigabytes
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.data import load_mnist
-from cnnlab.training.recipe import NUM_CLASSES, make_optimizer, prepare
+from cnnlab.training.recipe import NUM_CLASSES, make_optimizer, network, prepare
 from cnnlab.training.store import RunStore
 
 
@@ -80,8 +79,12 @@ def estimate_cost(config: TrainConfig, *, measure: bool = True) -> CostEstimate:
     guess from FLOPs). Never raises for size: see ``fits``/``refusal``/:meth:`raise_if_unfit`."""
     config.check_model()
     device = resolve_device(config.device)
-    analysis = analyse_zoo(
-        config.model, mnist=True, input_size=config.input_size, spec=config.stack_spec()
+    analysis = analyse_zoo(  # the network :func:`recipe.network` builds, as `cnnlab profile`
+        config.model,
+        mnist=True,
+        input_size=config.input_size,
+        separable=config.separable,
+        spec=config.stack_spec(),
     )
     params, macs = analysis.totals.params, analysis.totals.macs
     if config.batch_size == 1 and any("BatchNorm" in row.type for row in analysis.rows):
@@ -181,7 +184,7 @@ def measure_speed(config: TrainConfig, device: torch.device, budget_s: float = 1
     """
     if device.type == "cpu":
         torch.set_num_threads(cpu_threads())
-    model = zoo.build_model(config.model, mnist=True, device="meta", spec=config.stack_spec())
+    model = network(config, device="meta")
     has_batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
     model = model.to_empty(device=device)
     with torch.no_grad():

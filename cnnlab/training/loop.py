@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from cnnlab.devices import autocast, cpu_threads, resolve_device
 from cnnlab.errors import UserError, error_text
 from cnnlab.training import names
-from cnnlab.training.checkpoints import save_checkpoint
+from cnnlab.training.checkpoints import INITIAL, save_checkpoint, save_initial
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.data import load_mnist
 from cnnlab.training.evaluate import eval_batch_size, evaluate, summarise
@@ -208,6 +208,7 @@ def _train(
     total_steps = steps_per_epoch * config.epochs
     schedule = make_schedule(config, optimizer, total_steps)
     params = sum(p.numel() for p in model.parameters())
+    initial = save_initial(model, config, store.run_dir(run_id))  # "before training" (small only)
     rec = _Recorder(
         device,
         total_steps=total_steps,
@@ -282,6 +283,8 @@ def _train(
             raise Stopped
         store.add_metrics(run_id, [(step, point.epoch, k, v) for k, v in scalars.items()])
         store.put_artifact(run_id, names.CHECKPOINT, path=checkpoint)
+        if initial is not None:
+            store.put_artifact(run_id, INITIAL, path=initial)
         store.put_artifact(run_id, names.CONFUSION_MATRIX, final[names.CONFUSION_MATRIX])
         store.put_artifact(run_id, names.PER_CLASS, final[names.PER_CLASS])
         store.put_artifact(run_id, names.MISTAKES, final[names.MISTAKES])

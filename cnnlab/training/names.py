@@ -10,6 +10,9 @@ from __future__ import annotations
 QUEUED, RUNNING = "queued", "running"
 FINISHED, FAILED, STOPPED, INTERRUPTED = "finished", "failed", "stopped", "interrupted"
 STATUSES = (QUEUED, RUNNING, FINISHED, FAILED, STOPPED, INTERRUPTED)
+
+TRASH_KEEP_S = 7 * 86_400.0
+"""How long a run stays in the trash (restorable) before opening the store deletes it for good."""
 ACTIVE = (QUEUED, RUNNING)
 DONE = (FINISHED, FAILED, STOPPED, INTERRUPTED)
 

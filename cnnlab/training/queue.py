@@ -1,4 +1,9 @@
-"""Background training: a Huey queue in SQLite (``CNNLAB_HOME/queue.db``) and its consumer.
+"""Background training: a Huey queue and its consumer.
+
+The queue is SQLite (``CNNLAB_HOME/queue.db``, one machine) unless ``CNNLAB_QUEUE_URL`` names a
+Redis server (``redis://host:port/db``): then it is Huey's ``PriorityRedisHuey`` there, and
+``python -m cnnlab worker`` on any machine with the same two URLs (queue and
+``CNNLAB_STORE_URL``) takes runs from it.
 
 ``enqueue(config)`` validates a run, records it as ``queued`` in the run store (with params and
 MACs) and puts its id on the queue; ``run_consumer()`` (``python -m cnnlab worker``) runs
@@ -34,15 +39,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from huey import SqliteHuey
-from huey.api import TaskWrapper
+from huey import PriorityRedisHuey, SqliteHuey
+from huey.api import Huey, TaskWrapper
 from huey.consumer import Consumer
 
 from cnnlab.errors import UserError
 from cnnlab.paths import home
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.names import FAILED, QUEUED, RUNNING
-from cnnlab.training.store import RunStore
+from cnnlab.training.store import RunStore, this_host
+from cnnlab.training.storedb import STORE_URL_ENV, mask_url
 
 log = logging.getLogger("cnnlab.training.queue")
 
@@ -52,28 +58,88 @@ LOST_TASK_GRACE_S = 20.0
 """A queued run whose task has been missing from the queue this long is taken for lost."""
 MAX_WORKERS = 32
 
-_instances: dict[Path, tuple[SqliteHuey, TaskWrapper]] = {}
+QUEUE_URL_ENV = "CNNLAB_QUEUE_URL"
+REDIS_TIMEOUT_S = 5.0
+
+_instances: dict[str, tuple[Huey, TaskWrapper]] = {}
 
 
 def queue_path() -> Path:
     return home() / "queue.db"
 
 
-def get_huey(path: Path | None = None) -> SqliteHuey:
-    """The Huey instance for ``CNNLAB_HOME/queue.db`` (one per path, made on first use)."""
+def queue_url() -> str | None:
+    """``CNNLAB_QUEUE_URL`` checked (``redis://`` or ``rediss://``), None when unset."""
+    url = os.environ.get(QUEUE_URL_ENV) or None
+    if url is None:
+        return None
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme not in ("redis", "rediss"):
+        raise UserError(
+            f"{QUEUE_URL_ENV} {mask_url(url)!r}: unsupported scheme {scheme or url!r} (use "
+            "redis://host:6379/0, or leave it unset for the SQLite queue in CNNLAB_HOME)"
+        )
+    return url
+
+
+def queue_location() -> str:
+    """For messages: the queue's file, or its Redis URL without the password."""
+    url = queue_url()
+    return str(queue_path()) if url is None else mask_url(url)
+
+
+def check_shared_setup() -> None:
+    """A shared store needs a shared queue: with ``CNNLAB_STORE_URL`` set and no
+    ``CNNLAB_QUEUE_URL``, each machine would have its own queue (and take the others' queued
+    runs for lost)."""
+    if os.environ.get(STORE_URL_ENV) and queue_url() is None:
+        raise UserError(
+            f"{STORE_URL_ENV} is a shared store but {QUEUE_URL_ENV} is unset: set it to the "
+            "same redis://host:port/db on every machine"
+        )
+
+
+def get_huey(path: Path | None = None) -> Huey:
+    """The Huey instance: ``path`` (a SQLite queue file), else ``CNNLAB_QUEUE_URL``'s Redis,
+    else ``CNNLAB_HOME/queue.db`` (one per place, made on first use)."""
     return _instance(path)[0]
 
 
-def _instance(path: Path | None = None) -> tuple[SqliteHuey, TaskWrapper]:
-    path = (path or queue_path()).resolve()
-    if path not in _instances:
-        try:
-            huey = SqliteHuey(name="cnnlab", filename=str(path), results=False, timeout=15)
-        except Exception as err:  # sqlite3 errors: read-only folder, disk full, …
-            raise UserError(f"cannot open the training queue {path}: {err}") from None
+def _instance(path: Path | None = None) -> tuple[Huey, TaskWrapper]:
+    url = None if path is not None else queue_url()
+    key = url if url is not None else str((path or queue_path()).resolve())
+    if key not in _instances:
+        huey: Huey = _redis_huey(url) if url is not None else _sqlite_huey(Path(key))
         task = huey.task(name="run_training")(_run_training)
-        _instances[path] = (huey, task)
-    return _instances[path]
+        _instances[key] = (huey, task)
+    return _instances[key]
+
+
+def _sqlite_huey(path: Path) -> SqliteHuey:
+    try:
+        return SqliteHuey(name="cnnlab", filename=str(path), results=False, timeout=15)
+    except Exception as err:  # sqlite3 errors: read-only folder, disk full, …
+        raise UserError(f"cannot open the training queue {path}: {err}") from None
+
+
+def _redis_huey(url: str) -> PriorityRedisHuey:
+    """``PriorityRedisHuey`` on ``url`` (priorities as on SQLite), checked with a PING so a bad
+    URL is one clear error before anything is queued."""
+    import redis  # only for a Redis queue
+
+    where = mask_url(url)
+    try:
+        pool = redis.ConnectionPool.from_url(
+            url, socket_connect_timeout=REDIS_TIMEOUT_S, socket_timeout=REDIS_TIMEOUT_S + 5
+        )
+        huey = PriorityRedisHuey(name="cnnlab", connection_pool=pool, results=False)
+        huey.storage.conn.ping()
+    except (redis.RedisError, ValueError, OSError) as err:
+        text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        wrong = any(word in text.lower() for word in ("auth", "password"))
+        hint = " (check the password in the URL)" if wrong else ""
+        raise UserError(f"cannot reach the training queue {where}: {text}{hint}") from None
+    return huey
 
 
 def __getattr__(name: str) -> Any:
@@ -194,13 +260,15 @@ def enqueue(
     """
     from cnnlab.training.estimate import estimate_cost  # torch: not for the consumer or --help
 
+    check_shared_setup()
     store = store or RunStore()
     estimate = estimate_cost(config, measure=False)  # validates; counts on the meta device
+    task = _instance()[1]  # an unreachable queue fails here, before the run is recorded
     run_id = estimate.record(
         store, config, owner_id=owner_id, owner_name=owner_name, experiment_id=experiment_id
     )
     try:
-        _instance()[1](run_id, priority=priority)
+        task(run_id, priority=priority)
     except Exception as err:
         store.finish_run(run_id, FAILED, f"could not queue the run: {err}")
         raise UserError(f"could not queue the run: {err}") from None
@@ -210,7 +278,7 @@ def enqueue(
 # --- lost tasks ---------------------------------------------------------------------------------
 
 
-def queued_task_ids(huey: SqliteHuey) -> set[str]:
+def queued_task_ids(huey: Huey) -> set[str]:
     """The run ids whose task still waits in ``huey``'s queue (pending or scheduled)."""
     ids: set[str] = set()
     for task in [*huey.pending(), *huey.scheduled()]:
@@ -229,7 +297,7 @@ class LostTaskReaper:
     that time, and a run being enqueued gets its task within milliseconds.
     """
 
-    def __init__(self, store: RunStore, huey: SqliteHuey, grace_s: float = LOST_TASK_GRACE_S):
+    def __init__(self, store: RunStore, huey: Huey, grace_s: float = LOST_TASK_GRACE_S):
         self.store, self.huey, self.grace_s = store, huey, grace_s
         self._missing_since: dict[str, float] = {}
 
@@ -256,7 +324,7 @@ class LostTaskReaper:
 class _Consumer(Consumer):
     """Huey's consumer plus, in its main loop: a worker heartbeat and orphan reaping."""
 
-    def __init__(self, huey: SqliteHuey, store: RunStore, **kwargs: Any) -> None:
+    def __init__(self, huey: Huey, store: RunStore, **kwargs: Any) -> None:
         super().__init__(huey, **kwargs)
         self.store = store
         parent, init_child = os.getpid(), self.environment.init_child
@@ -304,12 +372,13 @@ def run_consumer(workers: int | None = None) -> None:
     workers = default_workers() if workers is None else workers
     if isinstance(workers, bool) or not 1 <= workers <= MAX_WORKERS:
         raise UserError(f"workers must be between 1 and {MAX_WORKERS}, got {workers}")
-    os.environ["CNNLAB_WORKERS"] = str(workers)  # the engine divides the CPU cores among them
+    check_shared_setup()
     store = RunStore()
     store.require_writable()  # a worker must record its runs
+    huey = get_huey()  # an unreachable queue: one clear error before anything starts
+    os.environ["CNNLAB_WORKERS"] = str(workers)  # the engine divides the CPU cores among them
     for run_id in store.reap_orphans():
         log.warning("run %s: interrupted (its worker is gone)", run_id)
-    huey = get_huey()
     consumer = _Consumer(
         huey,
         store,
@@ -323,7 +392,10 @@ def run_consumer(workers: int | None = None) -> None:
         health_check_interval=2,
         shutdown_timeout=5,
     )
-    log.info("cnnlab worker: %d process worker(s), queue %s", workers, queue_path())
+    log.info(
+        "cnnlab worker on %s: %d process worker(s), queue %s, store %s",
+        this_host(), workers, queue_location(), store.location,
+    )  # fmt: skip
     try:
         consumer.run()
     finally:

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.counting import zoo
+from cnnlab.counting.transform import separable_model
 from cnnlab.devices import channels_last
 from cnnlab.training.config import TrainConfig
 
@@ -26,9 +27,22 @@ def prepare(images: torch.Tensor, size: int, device: torch.device) -> torch.Tens
     return x
 
 
-def build(config: TrainConfig, device: torch.device) -> nn.Module:
-    """The zoo model adapted to MNIST (1 input channel, 10 classes), on ``device``."""
+def network(config: TrainConfig, device: str | torch.device = "cpu") -> nn.Module:
+    """The run's network, on ``device`` (``"meta"``: shapes only): the zoo model adapted to
+    MNIST (1 input channel, 10 classes), made depthwise-separable when ``config.separable``.
+
+    The one place a run's model is made: training, the speed warm-up and checkpoint reloads
+    all build it here, so they all see the same modules (and the same state-dict keys).
+    """
     model = zoo.build_model(config.model, mnist=True, device=device, spec=config.stack_spec())
+    if config.separable:
+        model = separable_model(model)
+    return model
+
+
+def build(config: TrainConfig, device: torch.device) -> nn.Module:
+    """:func:`network` on ``device``, channels-last where that device prefers it."""
+    model = network(config, device)
     if channels_last(device):
         model = model.to(memory_format=torch.channels_last)
     return model

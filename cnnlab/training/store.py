@@ -1,9 +1,14 @@
-"""The run store: runs, their metrics and artifacts in one SQLite file (the only SQL in cnnlab).
+"""The run store: runs, their metrics and artifacts in one database (the only SQL in cnnlab).
 
-``CNNLAB_HOME/runs.db`` in WAL mode, so the dashboard, the CLI and several worker processes read
-and write it at once. Every call opens its own short-lived connection (safe across threads and
-``fork``); writes of one call are one transaction. Files of a run (its checkpoint) live in
-``CNNLAB_HOME/runs/<id>/``. To move to a server database, replace this module only.
+By default ``CNNLAB_HOME/runs.db``, one SQLite file in WAL mode, so the dashboard, the CLI and
+several worker processes read and write it at once; with ``CNNLAB_STORE_URL`` set to
+``postgresql+psycopg://user@host:port/db``, a PostgreSQL server that workers on several machines
+share (see :mod:`cnnlab.training.storedb`: the URL, the engine, the tables — the queries here are
+SQLAlchemy Core, written once for both). Every call takes its own connection; the writes of one
+call are one transaction. Files of a run (its checkpoints) live in ``CNNLAB_HOME/runs/<id>/``;
+on a server store their bytes also go into the database (up to :func:`file_limit_bytes`), and
+a machine that lacks the file fetches it into its own ``CNNLAB_HOME/runs/<id>/`` when it reads
+the artifact.
 
 Statuses: ``queued → running → finished | failed | stopped | interrupted``.
 
@@ -11,13 +16,20 @@ Deleting from the dashboard moves a run to the trash (``deleted_at`` set): it le
 and lookup but keeps its metrics and files, :meth:`RunStore.restore_run` brings it back, and
 opening the store purges what has been in the trash longer than :data:`TRASH_KEEP_S`.
 :meth:`RunStore.delete_run` deletes at once, for good.
+
+Liveness across machines: every run records the ``host`` (:func:`this_host`) and pid of its
+worker. Orphan reaping checks the pid only for runs of this host; a run of another host is
+judged by its heartbeat alone (:func:`heartbeat_timeout_s`), so a machine that vanishes leaves
+its runs ``interrupted`` with the reason, never ``running``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
+import logging
 import os
 import shutil
 import socket
@@ -25,12 +37,28 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import (
+    Connection,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
 from cnnlab.errors import UserError
 from cnnlab.paths import home
+from cnnlab.training import storedb
 from cnnlab.training.names import (  # noqa: F401  (statuses are part of the store's interface)
     ACTIVE,
     DONE,
@@ -41,96 +69,52 @@ from cnnlab.training.names import (  # noqa: F401  (statuses are part of the sto
     RUNNING,
     STATUSES,
     STOPPED,
+    TRASH_KEEP_S,
+)
+from cnnlab.training.storedb import (  # noqa: F401  (part of the store's interface)
+    BUSY_TIMEOUT_MS,
+    StoreError,
+    artifacts,
+    experiments,
+    files,
+    metrics,
+    runs,
+    settings,
+    workers,
 )
 
-HEARTBEAT_TIMEOUT_S = 60.0
-"""A running run whose heartbeat is older than this is taken for dead (the engine beats ~1 s)."""
+log = logging.getLogger("cnnlab.training.store")
 
-BUSY_TIMEOUT_MS = 15_000
+HEARTBEAT_TIMEOUT_S = 60.0
+"""A running run whose heartbeat is older than this is taken for dead (the engine beats ~1 s);
+``CNNLAB_HEARTBEAT_TIMEOUT_S`` overrides it."""
 
 LOST_TASK_TEXT = "its task was lost (worker died before starting it)"
 """Why a queued run whose queue task vanished was interrupted."""
 
-TRASH_KEEP_S = 7 * 86_400.0
-"""How long a run stays in the trash (restorable) before opening the store deletes it for good."""
+FILE_LIMIT_MB = 256
+"""The largest run file (checkpoint) a server store keeps in the database, in MiB;
+``CNNLAB_STORE_FILE_MAX_MB`` overrides it. A bigger file stays on its worker's disk only."""
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    model TEXT NOT NULL,
-    config TEXT NOT NULL,
-    status TEXT NOT NULL,
-    created REAL NOT NULL,
-    started REAL,
-    ended REAL,
-    error TEXT,
-    device TEXT,
-    params INTEGER,
-    macs INTEGER,
-    pid INTEGER,
-    host TEXT,
-    heartbeat REAL,
-    stop_requested INTEGER NOT NULL DEFAULT 0,
-    deleted_at REAL,
-    owner_id TEXT,
-    owner_name TEXT,
-    experiment_id TEXT
-);
-CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
-CREATE TABLE IF NOT EXISTS experiments (
-    id TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    name TEXT NOT NULL,
-    spec TEXT NOT NULL,
-    created REAL NOT NULL,
-    owner_id TEXT,
-    owner_name TEXT,
-    stop_requested INTEGER NOT NULL DEFAULT 0,
-    deleted_at REAL
-);
-CREATE TABLE IF NOT EXISTS settings (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL,
-    updated REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS metrics (
-    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    step INTEGER NOT NULL,
-    epoch REAL NOT NULL,
-    key TEXT NOT NULL,
-    value REAL NOT NULL,
-    time REAL NOT NULL,
-    UNIQUE (run_id, step, key)
-);
-CREATE TABLE IF NOT EXISTS artifacts (
-    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    kind TEXT NOT NULL,
-    path TEXT,
-    data TEXT,
-    created REAL NOT NULL,
-    PRIMARY KEY (run_id, kind)
-);
-CREATE TABLE IF NOT EXISTS workers (
-    host TEXT NOT NULL,
-    pid INTEGER NOT NULL,
-    started REAL NOT NULL,
-    heartbeat REAL NOT NULL,
-    PRIMARY KEY (host, pid)
-);
-"""
+RUN_COLUMNS = tuple(c for c in runs.c if not c.info.get("server_only"))
+EXPERIMENT_COLUMNS = tuple(c for c in experiments.c if not c.info.get("server_only"))
+METRIC_ID = storedb.RowOrder(metrics)
 
-RUN_COLUMNS = (
-    "id, name, model, config, status, created, started, ended, error, device, params, macs,"
-    " pid, host, heartbeat, stop_requested, deleted_at, owner_id, owner_name, experiment_id"
+# What a running training sends every second or so, built once (no statement building per call);
+# on SQLite they also run compiled on a bare connection (storedb.Compiled: as fast as before).
+_HEARTBEAT = update(runs).where(runs.c.id == bindparam("rid")).values(heartbeat=bindparam("now"))
+_STOP_FLAG = select(runs.c.stop_requested, runs.c.deleted_at).where(runs.c.id == bindparam("rid"))
+_METRIC_UPSERT = sqlite.insert(metrics)
+_METRIC_UPSERT = _METRIC_UPSERT.on_conflict_do_update(
+    index_elements=["run_id", "step", "key"],
+    set_={name: _METRIC_UPSERT.excluded[name] for name in ("epoch", "value", "time")},
 )
-EXPERIMENT_COLUMNS = (
-    "id, kind, name, spec, created, owner_id, owner_name, stop_requested, deleted_at"
-)
-
-
-class StoreError(UserError):
-    """The run store cannot be read or written (read-only folder, disk full, corrupt file)."""
+_FAST = {
+    "heartbeat": storedb.Compiled(_HEARTBEAT),
+    "stop_flag": storedb.Compiled(_STOP_FLAG),
+    "metrics": storedb.Compiled(_METRIC_UPSERT.values({c: bindparam(c) for c in (
+        "run_id", "step", "epoch", "key", "value", "time")})),
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -219,7 +203,31 @@ class Artifact:
 
 
 def this_host() -> str:
-    return socket.gethostname()
+    """This machine's name in the store: ``CNNLAB_HOST_NAME``, else the host name."""
+    return os.environ.get("CNNLAB_HOST_NAME") or socket.gethostname()
+
+
+def heartbeat_timeout_s() -> float:
+    """:data:`HEARTBEAT_TIMEOUT_S`, or ``CNNLAB_HEARTBEAT_TIMEOUT_S`` when set."""
+    raw = os.environ.get("CNNLAB_HEARTBEAT_TIMEOUT_S")
+    if not raw:
+        return HEARTBEAT_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UserError(f"CNNLAB_HEARTBEAT_TIMEOUT_S must be seconds, got {raw!r}") from None
+    if not value > 0:
+        raise UserError(f"CNNLAB_HEARTBEAT_TIMEOUT_S must be above 0, got {raw!r}")
+    return value
+
+
+def file_limit_bytes() -> int:
+    """The largest file a server store keeps in the database (:data:`FILE_LIMIT_MB`)."""
+    raw = os.environ.get("CNNLAB_STORE_FILE_MAX_MB") or str(FILE_LIMIT_MB)
+    try:
+        return int(float(raw) * 2**20)
+    except ValueError:
+        raise UserError(f"CNNLAB_STORE_FILE_MAX_MB must be a number, got {raw!r}") from None
 
 
 def pid_alive(pid: int) -> bool:
@@ -240,80 +248,113 @@ def pid_alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def _cannot_write(text: str) -> bool:
-    """Whether an SQLite error text says the file or its folder cannot be written."""
-    return any(
-        part in text
-        for part in ("readonly", "read-only", "unable to open", "permission", "disk I/O error")
-    )
-
-
-def _describe(err: BaseException, folder: Path | None = None) -> str:
-    text = str(err) or type(err).__name__
-    if "readonly" in text or "read-only" in text:
-        return f"{text} (is the folder read-only?)"
-    if "disk" in text and "full" in text:
-        return f"{text} (free some space)"
-    if folder is not None and ("I/O error" in text or "unable to open" in text):
-        # SQLite says no more than this when its WAL files cannot grow or be created
-        with contextlib.suppress(OSError):
-            if shutil.disk_usage(folder).free < 1024 * 1024:
-                return f"{text} (the disk is full: free some space)"
-            if not os.access(folder, os.W_OK):
-                return f"{text} (the folder {folder} is read-only)"
-    return text
+_ensured: set[tuple[str, int]] = set()
+"""Server stores whose schema this process has already checked."""
 
 
 class RunStore:
-    """Runs, metrics and artifacts in SQLite; see the module docstring."""
+    """Runs, metrics and artifacts in SQLite or PostgreSQL; see the module docstring."""
 
     def __init__(self, path: Path | str | None = None, *, read_only: bool = False) -> None:
-        """Open (creating if needed) the store at ``path`` (default ``CNNLAB_HOME/runs.db``).
+        """Open (creating if needed) the store at ``path``: a file, a ``sqlite:///`` or
+        ``postgresql+psycopg://`` URL, or None: ``CNNLAB_STORE_URL``, else
+        ``CNNLAB_HOME/runs.db``.
 
-        ``read_only``, or a store that exists but cannot be written (read-only folder or file):
-        opened with SQLite's ``mode=ro`` (``immutable=1`` where even the WAL's ``-shm`` file
-        cannot be made), so runs and metrics can be read; every write raises
+        ``read_only``, or a SQLite store that exists but cannot be written (read-only folder
+        or file): opened with SQLite's ``mode=ro`` (``immutable=1`` where even the WAL's
+        ``-shm`` file cannot be made), so runs and metrics can be read; every write raises
         :class:`StoreError` saying the store is read-only.
         """
         self._uri: str | None = None
         self._read_only_reason = ""
+        self._read_only = False
+        default = None
+        if path is None and not os.environ.get(storedb.STORE_URL_ENV):
+            try:
+                default = home() / "runs.db"
+            except OSError as err:
+                raise StoreError(
+                    f"cannot create the run store folder: {storedb.describe(err)}"
+                ) from None
+        self.target = storedb.parse_target(path, default)
+        self.shared = self.target.shared
+        if self.target.url is not None:
+            self._open_server(self.target.url, read_only)
+            return
+        assert self.target.path is not None
+        self.path = self.target.path
         try:
-            self.path = Path(path) if path is not None else home() / "runs.db"
             if not read_only:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             if path is None or not self.path.exists():
-                raise StoreError(f"cannot create the run store folder: {_describe(err)}") from None
+                raise StoreError(
+                    f"cannot create the run store folder: {storedb.describe(err)}"
+                ) from None
             read_only = True
+        self._engine = storedb.sqlite_engine(self.path, None)
         if read_only:
             self._open_read_only("opened read-only")
             return
         try:
             with self._write() as db:
-                for statement in SCHEMA.split(";"):
+                for statement in storedb.SQLITE_SCHEMA.split(";"):
                     if statement.strip():
-                        db.execute(statement)
+                        db.exec_driver_sql(statement)
                 self._migrate(db)
         except StoreError as err:
-            if not self.path.exists() or not _cannot_write(str(err)):
+            if not self.path.exists() or not storedb.cannot_write(str(err)):
                 raise
             self._open_read_only(f"it cannot be written: {err}")
             return
         self.purge_trash()
 
+    def _open_server(self, url: str, read_only: bool) -> None:
+        self.path = Path(storedb.mask_url(url).split("://", 1)[1])  # for messages only
+        self._engine = storedb.server_engine(url)
+        self._read_only = read_only
+        if read_only:
+            self._read_only_reason = "opened read-only"
+        key = (url, os.getpid())
+        if key not in _ensured and not read_only:
+            with self._write() as db:
+                # one schema change at a time when several machines start together
+                db.execute(text("SELECT pg_advisory_xact_lock(4242001)"))
+                for statement in storedb.SERVER_SCHEMA.split(";"):
+                    if statement.strip():
+                        db.exec_driver_sql(statement)
+                db.exec_driver_sql(storedb.FILES_SCHEMA["postgresql"])
+                self._migrate(db)
+            _ensured.add(key)
+        else:
+            with self._connect() as db:
+                db.execute(select(func.count()).select_from(runs)).scalar()
+        if not read_only:
+            self.purge_trash()
+
+    @property
+    def location(self) -> str:
+        """Where the store is, for messages: the file, or the server URL (no password)."""
+        return self.target.location
+
+    @property
+    def files_root(self) -> Path:
+        """The folder that holds ``runs/<id>/`` on this machine."""
+        return home() if self.shared else self.path.parent
+
     @property
     def read_only(self) -> bool:
         """Whether this store was opened read-only (reads work, writes raise StoreError)."""
-        return self._uri is not None
+        return self._uri is not None or self._read_only
 
     def require_writable(self) -> None:
         """Raise :class:`StoreError` (saying the store is read-only) if it cannot be written."""
-        if self._uri is not None:
+        if self.read_only:
             raise StoreError(self._read_only_text())
 
     def _read_only_text(self) -> str:
         return (
-            f"run store {self.path} is read-only ({self._read_only_reason}): runs can be "
+            f"run store {self.location} is read-only ({self._read_only_reason}): runs can be "
             "listed and viewed but not changed"
         )
 
@@ -326,9 +367,10 @@ class RunStore:
         self._read_only_reason = reason
         for query in ("mode=ro", "mode=ro&immutable=1"):
             self._uri = f"{base}?{query}"
+            self._engine = storedb.sqlite_engine(self.path, self._uri)
             try:
                 with self._connect() as db:
-                    db.execute("SELECT COUNT(*) FROM runs").fetchone()
+                    db.execute(select(func.count()).select_from(runs)).scalar()
                 return
             except StoreError as err:
                 last = err
@@ -338,26 +380,37 @@ class RunStore:
     # --- connections --------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+    def _connect(self, write: bool = False) -> Iterator[Connection]:
         """One connection, one transaction: committed on success, rolled back on error.
 
-        ``write``: ``BEGIN IMMEDIATE`` (waits for other writers up front, no upgrade deadlock).
+        ``write`` on SQLite: ``BEGIN IMMEDIATE`` (waits for other writers up front, no upgrade
+        deadlock).
         """
-        if write and self._uri is not None:
+        if write and self.read_only:
+            raise StoreError(self._read_only_text())
+        try:
+            with self._engine.connect() as conn:
+                if write:
+                    conn = conn.execution_options(cnnlab_write=True)
+                with conn.begin():
+                    yield conn
+        except storedb.DatabaseError as err:
+            folder = None if self.shared else self.path.parent
+            raise StoreError(
+                f"run store {self.location}: {storedb.describe(err, folder)}"
+            ) from None
+
+    def _write(self) -> contextlib.AbstractContextManager[Connection]:
+        return self._connect(write=True)
+
+    @contextlib.contextmanager
+    def _bare(self, write: bool) -> Iterator[sqlite3.Connection]:
+        """SQLite only: a bare connection in one transaction, for the :data:`_FAST` calls."""
+        if write and self.read_only:
             raise StoreError(self._read_only_text())
         db: sqlite3.Connection | None = None
         try:
-            target = self.path if self._uri is None else self._uri
-            db = sqlite3.connect(
-                target, uri=self._uri is not None, timeout=BUSY_TIMEOUT_MS / 1000,
-                isolation_level=None,
-            )  # fmt: skip
-            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            if self._uri is None:  # read-only connections cannot change the journal
-                if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                    db.execute("PRAGMA journal_mode = WAL")
-                db.execute("PRAGMA synchronous = NORMAL")
-                db.execute("PRAGMA foreign_keys = ON")
+            db = storedb.sqlite_connect(self.path, self._uri)
             db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             yield db
             db.execute("COMMIT")
@@ -365,7 +418,9 @@ class RunStore:
             if db is not None and db.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     db.execute("ROLLBACK")
-            raise StoreError(f"run store {self.path}: {_describe(err, self.path.parent)}") from None
+            raise StoreError(
+                f"run store {self.path}: {storedb.describe(err, self.path.parent)}"
+            ) from None
         except BaseException:
             if db is not None and db.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
@@ -375,31 +430,49 @@ class RunStore:
             if db is not None:
                 db.close()
 
-    def _write(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
-        return self._connect(write=True)
+    @functools.cached_property
+    def _metric_upsert(self) -> Any:
+        return self._upsert(metrics, ("run_id", "step", "key"), ["epoch", "value", "time"])
 
-    def _migrate(self, db: sqlite3.Connection) -> None:
+    @property
+    def _dialect(self) -> str:
+        return self._engine.dialect.name
+
+    def _upsert(self, table: Table, keys: tuple[str, ...], values: list[str]) -> Any:
+        """``INSERT … ON CONFLICT (keys) DO UPDATE SET values = excluded.values``."""
+        dialect_insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        stmt = dialect_insert(table)
+        return stmt.on_conflict_do_update(
+            index_elements=list(keys), set_={name: stmt.excluded[name] for name in values}
+        )
+
+    def _migrate(self, db: Connection) -> None:
         """Add columns that older stores lack (keeps old run files readable)."""
-        have = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
-        for column, kind in (
-            ("host", "TEXT"),
-            ("heartbeat", "REAL"),
-            ("deleted_at", "REAL"),
-            ("owner_id", "TEXT"),
-            ("owner_name", "TEXT"),
-            ("experiment_id", "TEXT"),
-        ):
+        have = {column["name"] for column in inspect(db).get_columns("runs")}
+        server = self._dialect == "postgresql"
+        for column, lite_kind, server_kind in storedb.MIGRATIONS:
             if column not in have:
-                db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
-        db.execute("CREATE INDEX IF NOT EXISTS runs_deleted_at ON runs(deleted_at)")
-        db.execute("CREATE INDEX IF NOT EXISTS runs_experiment ON runs(experiment_id)")
-        db.execute("CREATE INDEX IF NOT EXISTS runs_owner ON runs(owner_id, status)")
+                kind = server_kind if server else lite_kind
+                db.exec_driver_sql(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+        if server:  # the identity columns that stand in for SQLite's rowid
+            for table, column in (("runs", "seq"), ("experiments", "seq"), ("metrics", "id")):
+                names = {c["name"] for c in inspect(db).get_columns(table)}
+                if column not in names:
+                    db.exec_driver_sql(
+                        f"ALTER TABLE {table} ADD COLUMN {column} BIGINT GENERATED BY DEFAULT"
+                        " AS IDENTITY"
+                    )
+        for statement in storedb.INDEXES:
+            db.exec_driver_sql(statement)
 
     def integrity_ok(self) -> bool:
-        """SQLite's own integrity check (``PRAGMA integrity_check`` says ``ok``)."""
+        """SQLite's own integrity check (``PRAGMA integrity_check`` says ``ok``); a server
+        store: it answers a query."""
         try:
             with self._connect() as db:
-                rows = db.execute("PRAGMA integrity_check").fetchall()
+                if self.shared:
+                    return db.execute(select(func.count()).select_from(runs)).scalar() is not None
+                rows = db.exec_driver_sql("PRAGMA integrity_check").fetchall()
         except StoreError:
             return False
         return [tuple(r) for r in rows] == [("ok",)]
@@ -424,37 +497,34 @@ class RunStore:
         if status not in STATUSES:
             raise UserError(f"unknown run status {status!r}")
         run_id = uuid.uuid4().hex[:12]
-        now = time.time()
         label = (name or "").strip() or f"{model}-{run_id[:6]}"
         with self._write() as db:
             db.execute(
-                "INSERT INTO runs (id, name, model, config, status, created, params, macs,"
-                " owner_id, owner_name, experiment_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    run_id,
-                    label,
-                    model,
-                    json.dumps(config),
-                    status,
-                    now,
-                    params,
-                    macs,
-                    owner_id,
-                    owner_name,
-                    experiment_id,
-                ),
+                insert(runs).values(
+                    id=run_id,
+                    name=label,
+                    model=model,
+                    config=json.dumps(config),
+                    status=status,
+                    created=time.time(),
+                    params=params,
+                    macs=macs,
+                    owner_id=owner_id,
+                    owner_name=owner_name,
+                    experiment_id=experiment_id,
+                )
             )
         return run_id
 
     def active_counts_by_owner(self) -> dict[str | None, int]:
         """Active (queued + running) runs per owner id (None: the CLI), trash left out."""
-        placeholders = ", ".join("?" for _ in sorted(ACTIVE))
+        query = (
+            select(runs.c.owner_id, func.count())
+            .where(runs.c.deleted_at.is_(None), runs.c.status.in_(sorted(ACTIVE)))
+            .group_by(runs.c.owner_id)
+        )
         with self._connect() as db:
-            rows = db.execute(
-                f"SELECT owner_id, COUNT(*) FROM runs WHERE deleted_at IS NULL"
-                f" AND status IN ({placeholders}) GROUP BY owner_id",
-                tuple(sorted(ACTIVE)),
-            ).fetchall()
+            rows = db.execute(query).all()
         return {owner: int(count) for owner, count in rows}
 
     # --- experiments --------------------------------------------------------------------------
@@ -472,55 +542,57 @@ class RunStore:
         experiment_id = "x" + uuid.uuid4().hex[:11]
         with self._write() as db:
             db.execute(
-                f"INSERT INTO experiments ({EXPERIMENT_COLUMNS})"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, 0, NULL)",
-                (
-                    experiment_id,
-                    kind,
-                    name.strip() or f"{kind}-{experiment_id[1:7]}",
-                    json.dumps(spec),
-                    time.time(),
-                    owner_id,
-                    owner_name,
-                ),
+                insert(experiments).values(
+                    id=experiment_id,
+                    kind=kind,
+                    name=name.strip() or f"{kind}-{experiment_id[1:7]}",
+                    spec=json.dumps(spec),
+                    created=time.time(),
+                    owner_id=owner_id,
+                    owner_name=owner_name,
+                    stop_requested=0,
+                    deleted_at=None,
+                )
             )
         return experiment_id
 
     def get_experiment(self, experiment_id: str) -> Experiment | None:
         """The experiment with this id (None when there is none or it was deleted)."""
+        query = select(*EXPERIMENT_COLUMNS).where(
+            experiments.c.id == experiment_id, experiments.c.deleted_at.is_(None)
+        )
         with self._connect() as db:
-            row = db.execute(
-                f"SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE id = ? AND deleted_at IS NULL",
-                (experiment_id,),
-            ).fetchone()
-        return _experiment(row) if row else None
+            row = db.execute(query).first()
+        return _experiment(tuple(row)) if row else None
 
     def list_experiments(self) -> list[Experiment]:
         """All experiments not deleted, newest first."""
+        query = (
+            select(*EXPERIMENT_COLUMNS)
+            .where(experiments.c.deleted_at.is_(None))
+            .order_by(experiments.c.created.desc(), storedb.RowOrder(experiments).desc())
+        )
         with self._connect() as db:
-            rows = db.execute(
-                f"SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE deleted_at IS NULL"
-                " ORDER BY created DESC, rowid DESC"
-            ).fetchall()
-        return [_experiment(r) for r in rows]
+            rows = db.execute(query).all()
+        return [_experiment(tuple(r)) for r in rows]
 
     def experiment_runs(self, experiment_id: str) -> list[Run]:
         """The runs (arms) of an experiment not in the trash, in the order they were created."""
-        with self._connect() as db:
-            rows = db.execute(
-                f"SELECT {RUN_COLUMNS} FROM runs WHERE experiment_id = ? AND deleted_at IS NULL"
-                " ORDER BY created, rowid",
-                (experiment_id,),
-            ).fetchall()
-        return [_run(r) for r in rows]
+        query = (
+            select(*RUN_COLUMNS)
+            .where(runs.c.experiment_id == experiment_id, runs.c.deleted_at.is_(None))
+            .order_by(runs.c.created, storedb.RowOrder(runs))
+        )
+        return self._runs(query)
 
     def request_experiment_stop(self, experiment_id: str) -> bool:
         """Flag an experiment stopped (its queued and running runs are stopped by the caller
         through :meth:`request_stop` / :meth:`cancel`); False when there is no such experiment."""
         with self._write() as db:
             cur = db.execute(
-                "UPDATE experiments SET stop_requested = 1 WHERE id = ? AND deleted_at IS NULL",
-                (experiment_id,),
+                update(experiments)
+                .where(experiments.c.id == experiment_id, experiments.c.deleted_at.is_(None))
+                .values(stop_requested=1)
             )
         return cur.rowcount > 0
 
@@ -528,7 +600,9 @@ class RunStore:
         """Mark an experiment deleted (its runs are trashed or deleted by the caller)."""
         with self._write() as db:
             db.execute(
-                "UPDATE experiments SET deleted_at = ? WHERE id = ?", (time.time(), experiment_id)
+                update(experiments)
+                .where(experiments.c.id == experiment_id)
+                .values(deleted_at=time.time())
             )
 
     # --- settings (class limits, …) -----------------------------------------------------------
@@ -536,28 +610,30 @@ class RunStore:
     def get_setting(self, key: str) -> Any:
         """The JSON value stored under ``key`` (None when unset)."""
         with self._connect() as db:
-            row = db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
-        return None if row is None else json.loads(row[0])
+            value = db.execute(select(settings.c.value).where(settings.c.key == key)).scalar()
+        return None if value is None else json.loads(value)
 
     def put_setting(self, key: str, value: Any) -> None:
         """Store a JSON-serialisable value under ``key`` (replacing the old one)."""
         with self._write() as db:
             db.execute(
-                "INSERT INTO settings (key, value, updated) VALUES (?, ?, ?)"
-                " ON CONFLICT(key) DO UPDATE"
-                " SET value = excluded.value, updated = excluded.updated",
-                (key, json.dumps(value), time.time()),
+                self._upsert(settings, ("key",), ["value", "updated"]),
+                {"key": key, "value": json.dumps(value), "updated": time.time()},
             )
+
+    def _runs(self, query: Select[Any]) -> list[Run]:
+        with self._connect() as db:
+            rows = db.execute(query).all()
+        return [_run(tuple(r)) for r in rows]
 
     def get_run(self, run_id: str, *, trashed: bool = False) -> Run | None:
         """The run with this id; None when there is none or it is in the trash (unless
         ``trashed``: then a run in the trash is returned too)."""
-        sql = f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?"
+        query = select(*RUN_COLUMNS).where(runs.c.id == run_id)
         if not trashed:
-            sql += " AND deleted_at IS NULL"
-        with self._connect() as db:
-            row = db.execute(sql, (run_id,)).fetchone()
-        return _run(row) if row else None
+            query = query.where(runs.c.deleted_at.is_(None))
+        found = self._runs(query)
+        return found[0] if found else None
 
     def require_run(self, run_id: str, *, trashed: bool = False) -> Run:
         """:meth:`get_run`, but a missing id is a :class:`UserError` (which says so when the run
@@ -574,54 +650,68 @@ class RunStore:
 
     def list_runs(self, status: str | None = None) -> list[Run]:
         """All runs not in the trash, newest first (optionally only those with ``status``)."""
-        sql = f"SELECT {RUN_COLUMNS} FROM runs WHERE deleted_at IS NULL"
-        args: tuple[Any, ...] = ()
+        query = select(*RUN_COLUMNS).where(runs.c.deleted_at.is_(None))
         if status is not None:
-            sql += " AND status = ?"
-            args = (status,)
-        with self._connect() as db:
-            rows = db.execute(sql + " ORDER BY created DESC, rowid DESC", args).fetchall()
-        return [_run(r) for r in rows]
+            query = query.where(runs.c.status == status)
+        return self._runs(query.order_by(runs.c.created.desc(), storedb.RowOrder(runs).desc()))
 
     def list_trash(self) -> list[Run]:
         """The runs in the trash, the most recently deleted first."""
-        with self._connect() as db:
-            rows = db.execute(
-                f"SELECT {RUN_COLUMNS} FROM runs WHERE deleted_at IS NOT NULL"
-                " ORDER BY deleted_at DESC, rowid DESC"
-            ).fetchall()
-        return [_run(r) for r in rows]
+        query = (
+            select(*RUN_COLUMNS)
+            .where(runs.c.deleted_at.is_not(None))
+            .order_by(runs.c.deleted_at.desc(), storedb.RowOrder(runs).desc())
+        )
+        return self._runs(query)
 
     def change_token(self) -> str:
         """A short digest that changes whenever a run is added, renamed, changes status, goes
         to or leaves the trash, or any run records a metric: one cheap read for a page that
         polls the store and redraws only when something changed."""
+        c, e = runs.c, experiments.c
         with self._connect() as db:
             rows = db.execute(
-                "SELECT id, name, status, ended, stop_requested, deleted_at FROM runs"
-                " ORDER BY rowid"
-            ).fetchall()
-            last_metric = db.execute("SELECT MAX(rowid) FROM metrics").fetchone()[0]
-            experiments = db.execute(
-                "SELECT id, name, stop_requested, deleted_at FROM experiments ORDER BY rowid"
-            ).fetchall()
-        token = repr((rows, last_metric, experiments))
+                select(c.id, c.name, c.status, c.ended, c.stop_requested, c.deleted_at).order_by(
+                    storedb.RowOrder(runs)
+                )
+            ).all()
+            last_metric = db.execute(select(func.max(METRIC_ID))).scalar()
+            found = db.execute(
+                select(e.id, e.name, e.stop_requested, e.deleted_at).order_by(
+                    storedb.RowOrder(experiments)
+                )
+            ).all()
+        token = repr(([tuple(r) for r in rows], last_metric, [tuple(r) for r in found]))
         return hashlib.blake2b(token.encode(), digest_size=8).hexdigest()
 
     def mark_running(self, run_id: str, pid: int, device: str) -> bool:
-        """Claim a queued run for process ``pid``; False if it is no longer queued."""
+        """Claim a queued run for process ``pid`` on this host; False if it is no longer
+        queued (exactly one of several workers racing for it wins)."""
         now = time.time()
         with self._write() as db:
             cur = db.execute(
-                "UPDATE runs SET status = ?, started = ?, pid = ?, host = ?, device = ?,"
-                " heartbeat = ? WHERE id = ? AND status = ? AND stop_requested = 0",
-                (RUNNING, now, pid, this_host(), device, now, run_id, QUEUED),
+                update(runs)
+                .where(runs.c.id == run_id, runs.c.status == QUEUED, runs.c.stop_requested == 0)
+                .values(
+                    status=RUNNING,
+                    started=now,
+                    pid=pid,
+                    host=this_host(),
+                    device=device,
+                    heartbeat=now,
+                )
             )
             return cur.rowcount == 1
 
     def heartbeat(self, run_id: str) -> None:
+        values = {"rid": run_id, "now": time.time()}
+        if not self.shared:
+            with self._bare(write=True) as bare:
+                fast = _FAST["heartbeat"]
+                bare.execute(fast.sql, fast.args(values))
+            return
         with self._write() as db:
-            db.execute("UPDATE runs SET heartbeat = ? WHERE id = ?", (time.time(), run_id))
+            db.execute(_HEARTBEAT, values)
 
     def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
         """End a run with ``status`` (finished, failed, stopped or interrupted)."""
@@ -629,8 +719,9 @@ class RunStore:
             raise UserError(f"a run ends as one of {', '.join(DONE)}, not {status!r}")
         with self._write() as db:
             db.execute(
-                "UPDATE runs SET status = ?, error = ?, ended = ? WHERE id = ?",
-                (status, error, time.time(), run_id),
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(status=status, error=error, ended=time.time())
             )
 
     def request_stop(self, run_id: str) -> bool:
@@ -639,29 +730,40 @@ class RunStore:
         now = time.time()
         with self._write() as db:
             cur = db.execute(
-                "UPDATE runs SET stop_requested = 1 WHERE id = ? AND status IN (?, ?)",
-                (run_id, QUEUED, RUNNING),
+                update(runs)
+                .where(runs.c.id == run_id, runs.c.status.in_((QUEUED, RUNNING)))
+                .values(stop_requested=1)
             )
             db.execute(
-                "UPDATE runs SET status = ?, ended = ?, error = ? WHERE id = ? AND status = ?",
-                (STOPPED, now, "cancelled before it started", run_id, QUEUED),
+                update(runs)
+                .where(runs.c.id == run_id, runs.c.status == QUEUED)
+                .values(status=STOPPED, ended=now, error="cancelled before it started")
             )
             return cur.rowcount == 1
 
     def stop_requested(self, run_id: str) -> bool:
-        with self._connect() as db:
-            row = db.execute(
-                "SELECT stop_requested, deleted_at FROM runs WHERE id = ?", (run_id,)
-            ).fetchone()
+        row: Any
+        if not self.shared:
+            with self._bare(write=False) as bare:
+                fast = _FAST["stop_flag"]
+                row = bare.execute(fast.sql, fast.args({"rid": run_id})).fetchone()
+        else:
+            with self._connect() as db:
+                row = db.execute(_STOP_FLAG, {"rid": run_id}).first()
         return row is None or bool(row[0]) or row[1] is not None  # a deleted run stops too
 
     def cancel(self, run_id: str) -> bool:
         """Cancel a queued run (status ``stopped``); False if it is not queued."""
         with self._write() as db:
             cur = db.execute(
-                "UPDATE runs SET status = ?, ended = ?, error = ?, stop_requested = 1"
-                " WHERE id = ? AND status = ?",
-                (STOPPED, time.time(), "cancelled before it started", run_id, QUEUED),
+                update(runs)
+                .where(runs.c.id == run_id, runs.c.status == QUEUED)
+                .values(
+                    status=STOPPED,
+                    ended=time.time(),
+                    error="cancelled before it started",
+                    stop_requested=1,
+                )
             )
             return cur.rowcount == 1
 
@@ -670,7 +772,7 @@ class RunStore:
         if not label or len(label) > 200:
             raise UserError("a run name must be 1–200 characters")
         with self._write() as db:
-            cur = db.execute("UPDATE runs SET name = ? WHERE id = ?", (label, run_id))
+            cur = db.execute(update(runs).where(runs.c.id == run_id).values(name=label))
         if cur.rowcount != 1:
             raise UserError(f"no run with id {run_id!r}")
 
@@ -691,8 +793,9 @@ class RunStore:
         self.cancel(run_id)  # a queued run must not start from the trash
         with self._write() as db:
             db.execute(
-                "UPDATE runs SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL",
-                (time.time(), run_id),
+                update(runs)
+                .where(runs.c.id == run_id, runs.c.deleted_at.is_(None))
+                .values(deleted_at=time.time())
             )
         return run
 
@@ -700,8 +803,9 @@ class RunStore:
         """Take a run out of the trash, as it was (a queued one stays cancelled)."""
         with self._write() as db:
             cur = db.execute(
-                "UPDATE runs SET deleted_at = NULL WHERE id = ? AND deleted_at IS NOT NULL",
-                (run_id,),
+                update(runs)
+                .where(runs.c.id == run_id, runs.c.deleted_at.is_not(None))
+                .values(deleted_at=None)
             )
         if cur.rowcount != 1:
             if self.get_run(run_id) is not None:
@@ -714,22 +818,20 @@ class RunStore:
 
     def purge_trash(self, older_than_s: float = TRASH_KEEP_S) -> list[str]:
         """Delete for good the runs in the trash for longer than ``older_than_s``; their ids."""
+        query = select(runs.c.id).where(
+            runs.c.deleted_at.is_not(None), runs.c.deleted_at <= time.time() - older_than_s
+        )
         with self._connect() as db:
-            rows = db.execute(
-                "SELECT id FROM runs WHERE deleted_at IS NOT NULL AND deleted_at <= ?",
-                (time.time() - older_than_s,),
-            ).fetchall()
-        ids = [row[0] for row in rows]
+            ids = [str(row[0]) for row in db.execute(query)]
         if ids:
             self._erase(ids)
         return ids
 
     def _erase(self, run_ids: list[str]) -> None:
         with self._write() as db:
-            for run_id in run_ids:
-                db.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
-                db.execute("DELETE FROM artifacts WHERE run_id = ?", (run_id,))
-                db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+            for table in (metrics, artifacts, files) if self.shared else (metrics, artifacts):
+                db.execute(delete(table).where(table.c.run_id.in_(run_ids)))
+            db.execute(delete(runs).where(runs.c.id.in_(run_ids)))
         for run_id in run_ids:
             shutil.rmtree(self._run_path(run_id), ignore_errors=True)
 
@@ -742,19 +844,20 @@ class RunStore:
         """
         now = time.time()
         batch = [
-            (run_id, int(step), float(epoch), str(key), float(value), now)
+            {"run_id": run_id, "step": int(step), "epoch": float(epoch), "key": str(key),
+             "value": float(value), "time": now}
             for step, epoch, key, value in rows
-        ]
+        ]  # fmt: skip
         if not batch:
             return 0
+        if not self.shared:
+            fast = _FAST["metrics"]
+            with self._bare(write=True) as bare:
+                bare.executemany(fast.sql, [fast.args(row) for row in batch])
+            return len(batch)
+        stmt = self._metric_upsert
         with self._write() as db:
-            db.executemany(
-                "INSERT INTO metrics (run_id, step, epoch, key, value, time)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, step, key)"
-                " DO UPDATE SET epoch = excluded.epoch, value = excluded.value,"
-                " time = excluded.time",
-                batch,
-            )
+            db.execute(stmt, batch)
         return len(batch)
 
     def metrics(
@@ -770,40 +873,44 @@ class RunStore:
         ``after_id`` rows added after the row with that id. All rows of one step are written
         in one transaction, so neither misses a row.
         """
-        sql = "SELECT rowid, run_id, step, epoch, key, value, time FROM metrics WHERE run_id = ?"
-        args: list[Any] = [run_id]
+        m = metrics.c
+        query = select(METRIC_ID, m.run_id, m.step, m.epoch, m.key, m.value, m.time).where(
+            m.run_id == run_id
+        )
         if keys is not None:
             wanted = list(keys)
             if not wanted:
                 return []
-            sql += f" AND key IN ({', '.join('?' * len(wanted))})"
-            args += wanted
+            query = query.where(m.key.in_(wanted))
         if after_step is not None:
-            sql += " AND step > ?"
-            args.append(int(after_step))
+            query = query.where(m.step > int(after_step))
         if after_id is not None:
-            sql += " AND rowid > ?"
-            args.append(int(after_id))
+            query = query.where(METRIC_ID > bindparam("after_id", int(after_id)))  # noqa: SIM300
         with self._connect() as db:
-            rows = db.execute(sql + " ORDER BY step, key", args).fetchall()
+            rows = db.execute(query.order_by(m.step, m.key)).all()
         return [Metric(*row) for row in rows]
 
     def metric_count(self, run_id: str | None = None) -> int:
+        query = select(func.count()).select_from(metrics)
+        if run_id is not None:
+            query = query.where(metrics.c.run_id == run_id)
         with self._connect() as db:
-            if run_id is None:
-                return int(db.execute("SELECT COUNT(*) FROM metrics").fetchone()[0])
-            sql = "SELECT COUNT(*) FROM metrics WHERE run_id = ?"
-            return int(db.execute(sql, (run_id,)).fetchone()[0])
+            return int(db.execute(query).scalar() or 0)
 
     def final_metrics(self, run_id: str) -> dict[str, float]:
         """The last recorded value of every key (after a finished run: accuracy, precision,
         recall, f1, test_loss, train_seconds, mean_images_per_second, …)."""
+        inner = metrics.alias("latest")
+        last_step = (
+            select(func.max(inner.c.step))
+            .where(inner.c.run_id == metrics.c.run_id, inner.c.key == metrics.c.key)
+            .scalar_subquery()
+        )
+        query = select(metrics.c.key, metrics.c.value).where(
+            metrics.c.run_id == run_id, metrics.c.step == last_step
+        )
         with self._connect() as db:
-            rows = db.execute(
-                "SELECT key, value FROM metrics m WHERE run_id = ? AND step ="
-                " (SELECT MAX(step) FROM metrics WHERE run_id = m.run_id AND key = m.key)",
-                (run_id,),
-            ).fetchall()
+            rows = db.execute(query).all()
         return {key: value for key, value in rows}
 
     # --- artifacts ----------------------------------------------------------------------------
@@ -815,38 +922,103 @@ class RunStore:
         data: dict[str, Any] | list[Any] | None = None,
         path: Path | str | None = None,
     ) -> None:
-        """Store a JSON-able ``data`` blob and/or a file ``path`` under ``kind`` (replaces)."""
+        """Store a JSON-able ``data`` blob and/or a file ``path`` under ``kind`` (replaces).
+
+        On a server store the file's bytes go into the database too (up to
+        :func:`file_limit_bytes`), for machines that do not share this one's disk.
+        """
         blob = None if data is None else json.dumps(data)
+        content = self._file_bytes(run_id, kind, path) if self.shared and path else None
+        now = time.time()
         with self._write() as db:
             db.execute(
-                "INSERT INTO artifacts (run_id, kind, path, data, created) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT (run_id, kind) DO UPDATE SET path = excluded.path,"
-                " data = excluded.data, created = excluded.created",
-                (run_id, kind, None if path is None else str(path), blob, time.time()),
-            )
+                self._upsert(artifacts, ("run_id", "kind"), ["path", "data", "created"]),
+                {"run_id": run_id, "kind": kind, "path": None if path is None else str(path),
+                 "data": blob, "created": now},
+            )  # fmt: skip
+            if self.shared:
+                db.execute(delete(files).where(files.c.run_id == run_id, files.c.kind == kind))
+            if content is not None:
+                db.execute(
+                    insert(files).values(
+                        run_id=run_id, kind=kind, name=Path(str(path)).name, size=len(content),
+                        data=content, created=now,
+                    )
+                )  # fmt: skip
+
+    def _file_bytes(self, run_id: str, kind: str, path: Path | str) -> bytes | None:
+        """The file's bytes for the database, None when it is missing or over the limit."""
+        try:
+            size = os.path.getsize(path)
+            if size > file_limit_bytes():
+                log.warning(
+                    "run %s: %s is %.0f MiB, over the store's file limit: it stays on this "
+                    "machine only (raise CNNLAB_STORE_FILE_MAX_MB to share it)",
+                    run_id, kind, size / 2**20,
+                )  # fmt: skip
+                return None
+            return Path(path).read_bytes()
+        except OSError as err:
+            log.warning("run %s: cannot read %s for the store: %s", run_id, path, err)
+            return None
 
     def get_artifact(self, run_id: str, kind: str) -> Artifact | None:
+        a = artifacts.c
+        query = select(a.run_id, a.kind, a.path, a.data, a.created).where(
+            a.run_id == run_id, a.kind == kind
+        )
         with self._connect() as db:
-            row = db.execute(
-                "SELECT run_id, kind, path, data, created FROM artifacts"
-                " WHERE run_id = ? AND kind = ?",
-                (run_id, kind),
-            ).fetchone()
-        return _artifact(row) if row else None
+            row = db.execute(query).first()
+        return self._local(_artifact(tuple(row))) if row else None
 
     def artifacts(self, run_id: str) -> list[Artifact]:
+        a = artifacts.c
+        query = (
+            select(a.run_id, a.kind, a.path, a.data, a.created)
+            .where(a.run_id == run_id)
+            .order_by(a.kind)
+        )
         with self._connect() as db:
-            rows = db.execute(
-                "SELECT run_id, kind, path, data, created FROM artifacts WHERE run_id = ?"
-                " ORDER BY kind",
-                (run_id,),
-            ).fetchall()
-        return [_artifact(r) for r in rows]
+            rows = db.execute(query).all()
+        return [self._local(_artifact(tuple(r))) for r in rows]
+
+    def _local(self, artifact: Artifact) -> Artifact:
+        """A file artifact of a server store written outside this machine's ``CNNLAB_HOME``
+        (another host's disk): fetched from the database into ``CNNLAB_HOME/runs/<id>/``
+        (once), with ``path`` pointing there."""
+        if not self.shared or artifact.path is None:
+            return artifact
+        if artifact.path.is_relative_to(self.files_root) and artifact.path.is_file():
+            return artifact  # written here
+        f = files.c
+        cached = self._run_path(artifact.run_id) / artifact.path.name
+        with self._connect() as db:
+            size = db.execute(
+                select(f.size).where(f.run_id == artifact.run_id, f.kind == artifact.kind)
+            ).scalar()
+            if size is None:
+                return artifact  # too big to share, or written before files travelled
+            if cached.is_file() and cached.stat().st_size == size:
+                return replace(artifact, path=cached)
+            content = db.execute(
+                select(f.data).where(f.run_id == artifact.run_id, f.kind == artifact.kind)
+            ).scalar()
+        if content is None:  # replaced or deleted between the two reads
+            return artifact
+        folder = self.run_dir(artifact.run_id)
+        tmp = folder / f".{cached.name}.{os.getpid()}.tmp"
+        try:
+            tmp.write_bytes(bytes(content))
+            os.replace(tmp, cached)
+        except OSError as err:
+            tmp.unlink(missing_ok=True)
+            raise StoreError(f"cannot write {cached}: {storedb.describe(err)}") from None
+        return replace(artifact, path=cached)
 
     def _run_path(self, run_id: str) -> Path:
         if not run_id or not all(c.isalnum() or c in "-_" for c in run_id):
             raise UserError(f"not a run id: {run_id!r}")
-        return self.path.parent / "runs" / run_id
+        return self.files_root / "runs" / run_id
 
     def run_dir(self, run_id: str) -> Path:
         """The run's own folder (created on first use) for its checkpoint and files."""
@@ -854,14 +1026,16 @@ class RunStore:
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise StoreError(f"cannot create {folder}: {_describe(err)}") from None
+            raise StoreError(f"cannot create {folder}: {storedb.describe(err)}") from None
         return folder
 
     # --- liveness -----------------------------------------------------------------------------
 
-    def reap_orphans(self, max_heartbeat_age_s: float = HEARTBEAT_TIMEOUT_S) -> list[str]:
+    def reap_orphans(self, max_heartbeat_age_s: float | None = None) -> list[str]:
         """Mark ``interrupted`` every running run whose process is gone (on this host) or whose
-        heartbeat stopped; returns their ids. Queued runs are left alone."""
+        heartbeat stopped (any host: :func:`heartbeat_timeout_s`); returns their ids. Queued
+        runs are left alone."""
+        max_age = heartbeat_timeout_s() if max_heartbeat_age_s is None else max_heartbeat_age_s
         now = time.time()
         host = this_host()
         reaped: list[tuple[str, str]] = []
@@ -869,9 +1043,10 @@ class RunStore:
             reason = None
             if run.host == host and run.pid is not None and not pid_alive(run.pid):
                 reason = f"the worker process (pid {run.pid}) ended without finishing the run"
-            elif run.heartbeat is None or now - run.heartbeat > max_heartbeat_age_s:
+            elif run.heartbeat is None or now - run.heartbeat > max_age:
                 last = "never" if run.heartbeat is None else f"{now - run.heartbeat:.0f} s ago"
-                reason = f"no heartbeat from the worker (last {last})"
+                where = "" if run.host in (None, host) else f" on host {run.host}"
+                reason = f"no heartbeat from the worker{where} (last {last})"
             if reason:
                 reaped.append((run.id, reason))
         return [r for r, reason in reaped if self._interrupt_if(r, RUNNING, reason, now)]
@@ -880,8 +1055,9 @@ class RunStore:
         """Mark the run ``interrupted`` with ``reason`` if still ``status``; True if it was."""
         with self._write() as db:
             cur = db.execute(
-                "UPDATE runs SET status = ?, error = ?, ended = ? WHERE id = ? AND status = ?",
-                (INTERRUPTED, reason, now, run_id, status),
+                update(runs)
+                .where(runs.c.id == run_id, runs.c.status == status)
+                .values(status=INTERRUPTED, error=reason, ended=now)
             )
             return cur.rowcount == 1
 
@@ -896,26 +1072,30 @@ class RunStore:
     def worker_heartbeat(self, pid: int) -> None:
         """A queue consumer says it is alive (every ~2 s)."""
         now = time.time()
+        stmt = self._upsert(workers, ("host", "pid"), ["heartbeat"])
         with self._write() as db:
-            db.execute(
-                "INSERT INTO workers (host, pid, started, heartbeat) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (host, pid) DO UPDATE SET heartbeat = excluded.heartbeat",
-                (this_host(), pid, now, now),
-            )
-            db.execute("DELETE FROM workers WHERE heartbeat < ?", (now - 3600,))
+            db.execute(stmt, {"host": this_host(), "pid": pid, "started": now, "heartbeat": now})
+            db.execute(delete(workers).where(workers.c.heartbeat < now - 3600))
 
     def worker_gone(self, pid: int) -> None:
         """A consumer shutting down cleanly removes its heartbeat row."""
         with self._write() as db:
-            db.execute("DELETE FROM workers WHERE host = ? AND pid = ?", (this_host(), pid))
+            db.execute(delete(workers).where(workers.c.host == this_host(), workers.c.pid == pid))
 
     def workers_alive(self, max_age_s: float = 10) -> int:
         """How many consumers beat within ``max_age_s`` (0: nobody will pick up queued runs)."""
+        return sum(self.workers_by_host(max_age_s).values())
+
+    def workers_by_host(self, max_age_s: float = 10) -> dict[str, int]:
+        """Consumers that beat within ``max_age_s``, counted per host."""
+        query = (
+            select(workers.c.host, func.count())
+            .where(workers.c.heartbeat >= time.time() - max_age_s)
+            .group_by(workers.c.host)
+            .order_by(workers.c.host)
+        )
         with self._connect() as db:
-            row = db.execute(
-                "SELECT COUNT(*) FROM workers WHERE heartbeat >= ?", (time.time() - max_age_s,)
-            ).fetchone()
-        return int(row[0])
+            return {str(host): int(n) for host, n in db.execute(query).all()}
 
 
 def _run(row: tuple[Any, ...]) -> Run:

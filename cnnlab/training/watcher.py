@@ -15,10 +15,13 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from cnnlab.errors import UserError
 from cnnlab.training.names import STOPPED
-from cnnlab.training.store import RunStore
+
+if TYPE_CHECKING:
+    from cnnlab.training.store import RunStore
 
 WATCH_INTERVAL_S = 0.25  # how often the watcher reads the stop flag
 HEARTBEAT_S = 1.0

@@ -9,7 +9,6 @@ exactly as recorded (integers stay integers; formatting happens only in :func:`s
 from __future__ import annotations
 
 import bisect
-import io
 import math
 import re
 import time
@@ -19,10 +18,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
 
 from cnnlab.errors import UserError
 from cnnlab.format import duration_text
+from cnnlab.inside import pictures
 from cnnlab.training import names
 from cnnlab.training.store import Metric, Run
 
@@ -344,88 +343,11 @@ def config_text(config: Mapping[str, Any]) -> str:
 # --- "Try it": a drawn or uploaded digit as MNIST input ---------------------------------------
 
 
-def to_digit(image: np.ndarray, invert: bool | None = None) -> np.ndarray:
-    """Any picture of one digit → a 28×28 uint8 MNIST-style digit (white on black).
-
-    Follows MNIST's own preparation: the ink's bounding box is scaled to fit 20×20 (keeping
-    the aspect ratio) and placed in a 28×28 field with its centre of mass at pixel (14, 14).
-    Accepts grey [H, W], RGB or RGBA [H, W, C] (alpha = ink for a transparent canvas).
-    ``invert``: True for dark ink on light paper; None guesses from the border colour.
-    """
-    array = np.asarray(image)
-    if array.ndim == 3 and array.shape[2] == 4:
-        rgb = array[..., :3].astype(np.float64)
-        alpha = array[..., 3].astype(np.float64) / 255.0
-        if alpha.min() > 0.99:  # opaque: use the colours
-            grey = rgb.mean(axis=2)
-        else:  # transparent background: alpha is the ink, its brightness is ignored
-            grey = 255.0 * alpha
-            invert = False
-    elif array.ndim == 3:
-        grey = array[..., :3].astype(np.float64).mean(axis=2)
-    elif array.ndim == 2:
-        grey = array.astype(np.float64)
-    else:
-        raise UserError(f"expected a picture [H, W] or [H, W, C], got shape {array.shape}")
-    if grey.size == 0:
-        raise UserError("the picture is empty")
-    if invert is None:
-        border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-        invert = float(np.median(border)) > 127
-    if invert:
-        grey = 255.0 - grey
-    grey = np.clip(grey, 0, 255)
-    ink = grey > 0.1 * max(grey.max(), 1.0)
-    if grey.max() < 20 or not ink.any():
-        raise UserError("no digit found: draw or upload a digit first")
-    rows = np.flatnonzero(ink.any(axis=1))
-    cols = np.flatnonzero(ink.any(axis=0))
-    crop = grey[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    h, w = crop.shape
-    scale = 20.0 / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    small = np.asarray(
-        Image.fromarray(crop.astype(np.uint8)).resize(size, Image.Resampling.LANCZOS),
-        dtype=np.float64,
-    )
-    field_ = np.zeros((28, 28), dtype=np.float64)
-    top, left = (28 - small.shape[0]) // 2, (28 - small.shape[1]) // 2
-    field_[top : top + small.shape[0], left : left + small.shape[1]] = small
-    total = field_.sum()
-    if total > 0:
-        ys, xs = np.indices(field_.shape)
-        cy, cx = (ys * field_).sum() / total, (xs * field_).sum() / total
-        dy, dx = round(14.0 - cy), round(14.0 - cx)  # where MNIST puts it (measured)
-        dy = int(np.clip(dy, -top, 28 - top - small.shape[0]))
-        dx = int(np.clip(dx, -left, 28 - left - small.shape[1]))
-        field_ = np.roll(field_, (dy, dx), axis=(0, 1))
-    peak = field_.max()
-    if peak > 0:
-        field_ = field_ * (255.0 / peak)
-    return np.clip(np.round(field_), 0, 255).astype(np.uint8)
-
-
-MAX_PICTURE_PIXELS = 4096 * 4096
-"""Largest upload decoded (a few-KB PNG can claim billions of pixels)."""
-
-
-def read_picture(data: bytes) -> np.ndarray:
-    """Decode an uploaded PNG/JPEG/… into an array (a :class:`UserError` when it isn't one)."""
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            if img.width * img.height > MAX_PICTURE_PIXELS:  # before decoding a single pixel
-                raise UserError(
-                    f"the picture is too large ({img.width:,}×{img.height:,} pixels; at most"
-                    f" {MAX_PICTURE_PIXELS:,}): a digit needs only a few hundred"
-                )
-            img.load()
-            mode = "RGBA" if img.mode in ("RGBA", "LA", "P") else "L"
-            return np.asarray(img.convert(mode))
-    except Image.DecompressionBombError:
-        limit = f"{MAX_PICTURE_PIXELS:,}"
-        raise UserError(f"the picture is too large (at most {limit} pixels)") from None
-    except (UnidentifiedImageError, OSError, ValueError) as err:
-        raise UserError(f"not a picture this app can read ({err})") from None
+# One pipeline for every picture (the Train page's "Try it", the Inside page, the CLI): it lives
+# in cnnlab.inside.pictures; these names stay here for the pages and tests that use them.
+to_digit = pictures.to_digit
+read_picture = pictures.read_picture
+MAX_PICTURE_PIXELS = pictures.MAX_PICTURE_PIXELS
 
 
 def top_prediction(probs: Sequence[float]) -> tuple[int, float]:

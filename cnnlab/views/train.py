@@ -22,6 +22,8 @@ import plotly.graph_objects as go
 import torch
 from torch import nn
 
+from cnnlab.classroom import fair_queue
+from cnnlab.classroom.access import MACHINE, Viewer, require_change, why_not
 from cnnlab.counting import zoo
 from cnnlab.errors import UserError
 from cnnlab.format import duration_text, fmt_si, md_escape, percent
@@ -39,6 +41,7 @@ from cnnlab.training.estimate import LONG_RUN_S, CostEstimate
 from cnnlab.training.store import Run, RunStore
 from cnnlab.views import run_charts, runview
 from cnnlab.views.images import upscale
+from cnnlab.views.runs import owner_text
 from cnnlab.views.runview import Curves
 
 FIELDS = {  # widget key → TrainConfig field
@@ -323,6 +326,56 @@ def run_header(run: Run) -> RunHeader:
         reuse = form_state(config.with_(name=None), config.train_limit or 0)
     caption = f"`{run.id}` · {runview.config_text(run.config)}"
     return RunHeader(f"Run “{md_escape(run.name)}”", caption, reuse)
+
+
+@dataclass(frozen=True)
+class Ownership:
+    """Whose run this is (plain text) and whether the viewer may stop it (else why not)."""
+
+    owner: str
+    may_change: bool
+    reason: str | None
+
+
+def run_ownership(run: Run, viewer: Viewer = MACHINE) -> Ownership:
+    reason = why_not(run, viewer)
+    return Ownership(owner_text(run), reason is None, reason)
+
+
+def launch(store: RunStore, config: TrainConfig, viewer: Viewer = MACHINE) -> str:
+    """Queue the form's run through the class's fair queue (limits, K, turns); its id."""
+    limited = False if viewer.teacher else None  # the teacher is not held to the class limits
+    (run_id,) = fair_queue.submit([config], store, viewer.owner, limited=limited)
+    return run_id
+
+
+def stop_run(store: RunStore, run_id: str, viewer: Viewer = MACHINE) -> str | None:
+    """Stop the run if ``viewer`` may (checked on the store's run, not the page's button);
+    why not, or None."""
+    try:
+        run = store.require_run(run_id)
+        require_change(run, viewer)
+        store.request_stop(run_id)
+    except UserError as err:
+        return str(err)
+    return None
+
+
+def queue_note(store: RunStore, viewer: Viewer) -> str | None:
+    """Where the viewer stands against the class's limits, when they hold (None otherwise)."""
+    if viewer.owner is None or viewer.teacher or not fair_queue.class_is_limited():
+        return None
+    try:
+        standing = fair_queue.standing(store, viewer.owner)
+    except UserError:
+        return None
+    text = (
+        f"You have {standing.entries} of {standing.runs_per_student} runs queued or running"
+        " (the class's limit per student)."
+    )
+    if standing.queue_cap is not None and standing.waiting >= standing.queue_cap:
+        text += f" The class queue is full ({standing.waiting} waiting): try again in a minute."
+    return text
 
 
 def missing_run_text(store: RunStore, run_id: str) -> str:

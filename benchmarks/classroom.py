@@ -1,0 +1,209 @@
+"""A class on one machine: N simulated students, each a real Chromium context (own cookies, own
+identity) on loopback, browse Home, Runs and Train pages for S seconds while some of them launch
+small runs through the Train page (the fair queue, K = 2 each); a teacher password is set, so the
+class limits hold as in a real class.
+
+Reports page times (``goto`` → the script run finished, p50/p95; after one untimed warm-up
+visit of each page, which imports torch in the server), exceptions shown on a page or
+thrown in it (must be 0), runs launched and refused by the limit, and, for the runs that
+finished, metric rows lost (must be 0; counted in SQLite by ``soak.audit``). Prints JSON.
+
+    python benchmarks/classroom.py --sessions 10 --seconds 150 --json
+    python benchmarks/classroom.py --sessions 30 --seconds 180 --launchers 10 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import os
+import random
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+PAGES = ("", "Runs", "Train")
+IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
+REFUSED = re.compile(r"already have \d+ run|class queue is full")
+BATCH = 64
+
+
+def _soak() -> Any:
+    """benchmarks/soak.py: its app + worker stack, Chromium flags and metric-row audit."""
+    if "soak" in sys.modules:
+        return sys.modules["soak"]
+    spec = importlib.util.spec_from_file_location("soak", ROOT / "benchmarks" / "soak.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["soak"] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+class Student:
+    """One browser context: visits pages, launches a run when it is a launcher and has room."""
+
+    def __init__(self, index: int, context: Any, url: str, launcher: bool, train_limit: int):
+        self.index, self.context, self.url = index, context, url
+        self.launcher, self.train_limit = launcher, train_limit
+        self.times: list[float] = []
+        self.exceptions: list[str] = []
+        self.launched: list[str] = []
+        self.refused = 0
+        self.rng = random.Random(index)
+
+    async def visit(self, page: Any, path: str) -> None:
+        start = time.monotonic()
+        await page.goto(f"{self.url}/{path}")
+        await page.wait_for_selector("[data-testid='stApp']", timeout=120_000)
+        await page.wait_for_selector("h1", timeout=120_000)
+        await page.wait_for_selector(IDLE, timeout=120_000)
+        self.times.append(time.monotonic() - start)
+        shown = page.locator("[data-testid='stException']")
+        if await shown.count():
+            self.exceptions.append(f"{path}: {(await shown.first.inner_text())[:300]}")
+
+    async def launch(self, page: Any) -> None:
+        await self.visit(page, "Train")
+        await page.locator(".st-key-train-cost").get_by_text("Parameters").wait_for()
+        field = page.get_by_role("spinbutton", name="Training images (0 for all)")
+        await field.fill(str(self.train_limit))
+        await field.press("Enter")
+        await page.wait_for_selector(IDLE)
+        await page.get_by_role("button", name="🚀 Train").click()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # the run's id in the address, or the refusal
+            if match := re.search(r"[?&]run=([0-9a-f]{12})", page.url):
+                self.launched.append(match.group(1))
+                return
+            if await page.get_by_text(REFUSED).count():
+                self.refused += 1
+                return
+            await page.wait_for_timeout(250)
+        raise TimeoutError("the Train button led to neither a run nor a refusal in 120 s")
+
+    async def browse(self, deadline: float) -> None:
+        page = await self.context.new_page()
+        page.on("pageerror", lambda err: self.exceptions.append(f"pageerror: {err}"))
+        while time.monotonic() < deadline:
+            try:
+                first = not self.launched and not self.refused  # a launcher starts by launching
+                if self.launcher and (first or self.rng.random() < 0.4):
+                    await self.launch(page)
+                else:
+                    await self.visit(page, self.rng.choice(PAGES))
+                await page.wait_for_timeout(self.rng.uniform(500, 2500))
+            except Exception as err:  # a timeout under load: counted, the student goes on
+                self.exceptions.append(f"{type(err).__name__}: {str(err).splitlines()[0][:200]}")
+
+
+async def simulate(args: argparse.Namespace, url: str) -> list[Student]:
+    from playwright.async_api import async_playwright  # only the benchmark needs it
+
+    soak = _soak()
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=soak.CHROMIUM, args=soak.CHROMIUM_ARGS)
+        warm = await browser.new_context()  # the server's first runs import torch: not timed
+        page = await warm.new_page()
+        for path in PAGES:
+            await page.goto(f"{url}/{path}")
+            await page.wait_for_selector("h1", timeout=180_000)
+            await page.wait_for_selector(IDLE, timeout=180_000)
+        await warm.close()
+        students = []
+        for i in range(args.sessions):
+            context = await browser.new_context(viewport={"width": 1300, "height": 900})
+            students.append(Student(i, context, url, i < args.launchers, args.train_limit))
+        deadline = time.monotonic() + args.seconds
+        await asyncio.gather(*(s.browse(deadline) for s in students))
+        await browser.close()
+    return students
+
+
+def wait_runs(store: Any, run_ids: list[str], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        runs = [store.get_run(r) for r in run_ids]
+        if all(r is None or r.done for r in runs):
+            return
+        time.sleep(1)
+    for run_id in run_ids:  # past the drain time: stop what is left (not audited)
+        store.request_stop(run_id)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=10, help="simulated students")
+    parser.add_argument("--seconds", type=float, default=150, help="how long they browse")
+    parser.add_argument("--launchers", type=int, default=None,
+                        help="how many of them launch runs (default: a third)")  # fmt: skip
+    parser.add_argument("--train-limit", type=int, default=500, help="digits per run")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--drain-s", type=float, default=120,
+                        help="after browsing, how long to wait for the runs to end")  # fmt: skip
+    parser.add_argument("--json", action="store_true", help="print JSON only")
+    args = parser.parse_args(argv)
+    if args.sessions < 1 or args.seconds <= 0:
+        parser.error("--sessions must be at least 1 and --seconds positive")
+    if args.launchers is None:
+        args.launchers = max(1, args.sessions // 3)
+    args.launchers = min(args.launchers, args.sessions)
+
+    from cnnlab.classroom.teacher import ENV_VAR, hash_password
+    from cnnlab.training.store import RunStore
+
+    os.environ[ENV_VAR] = hash_password("benchmark teacher")  # a class: the limits hold
+    soak = _soak()
+    began = time.monotonic()
+    with soak.stack(args.workers) as st:
+        students = asyncio.run(simulate(args, st.url))
+        store = RunStore(st.home / "runs.db")
+        launched = [r.id for r in store.list_runs()]  # every run came from a student's click
+        wait_runs(store, launched, args.drain_s)
+        finished = [r for r in launched if (run := store.get_run(r)) and run.status == "finished"]
+        audit = soak.audit(st.home, finished, args.train_limit, 1, BATCH) if finished else {}
+    times = [t for s in students for t in s.times]
+    result = {
+        "sessions": args.sessions,
+        "launchers": args.launchers,
+        "seconds": args.seconds,
+        "page_loads": len(times),
+        "p50_page_s": round(statistics.median(times), 3) if times else None,
+        "p95_page_s": round(percentile(times, 0.95) or 0, 3) if times else None,
+        "max_page_s": round(max(times), 3) if times else None,
+        "exceptions": sum(len(s.exceptions) for s in students),
+        "exception_samples": [e for s in students for e in s.exceptions][:5],
+        "runs_launched": len(launched),
+        "runs_refused_by_limit": sum(s.refused for s in students),
+        "runs_finished": len(finished),
+        "metric_rows": audit.get("metric_rows", 0),
+        "metric_rows_lost": audit.get("missing", 0),
+        "metric_rows_duplicated": audit.get("duplicates", 0),
+        "wall_s": round(time.monotonic() - began, 1),
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(json.dumps(result, indent=2))
+    ok = result["exceptions"] == 0 and result["metric_rows_lost"] == 0
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
