@@ -21,6 +21,10 @@ cnnlab answers three questions of a classic deep-learning assignment — live in
    against torchinfo, fvcore and PyTorch's FLOP counter.
 3. **Training a CNN from scratch on MNIST** — in the background, with live charts,
    metrics and the digits it gets wrong.
+
+Then look **inside the network** (what each convolution does to a digit), test the report's
+claims with **experiments** on your own runs, and — on a class server — follow the whole class
+on the **class board**.
 """
 )
 
@@ -29,6 +33,10 @@ cols[0].page_link("pages/1_Conv_Lab.py", label="Conv Lab", icon="🔬")
 cols[1].page_link("pages/2_Model_Inspector.py", label="Model Inspector", icon="🧮")
 cols[2].page_link("pages/3_Train.py", label="Train", icon="🏋️")
 cols[3].page_link("pages/4_Runs.py", label="Runs", icon="📊")
+cols = st.columns(4)
+cols[0].page_link("pages/5_Inside.py", label="Inside the network", icon="🔍")
+cols[1].page_link("pages/6_Experiments.py", label="Experiments", icon="🧪")
+cols[2].page_link("pages/7_Class_Board.py", label="Class board", icon="🎓")
 
 st.subheader("The data: MNIST")
 train = mnist_or_error("train")

@@ -15,7 +15,10 @@ from playwright.sync_api import Browser, Page, expect
 
 pytestmark = pytest.mark.browser
 
-PAGES = ("Home", "Conv Lab", "Model Inspector", "Train", "Runs")
+PAGES = (
+    "Home", "Conv Lab", "Model Inspector", "Train", "Runs", "Inside the network", "Experiments",
+    "Class board",
+)  # fmt: skip
 
 
 def test_home_page_shows_digits_and_dataset(page: Page, app_url: str) -> None:
@@ -26,7 +29,7 @@ def test_home_page_shows_digits_and_dataset(page: Page, app_url: str) -> None:
     grid = page.locator(".st-key-digit-grid [data-testid='stImage'] img")
     expect(grid).to_be_visible()
     assert grid.evaluate("img => img.naturalWidth") > 400
-    for label in ("Conv Lab", "Model Inspector", "Train", "Runs"):
+    for label in PAGES[1:]:
         expect(page.locator("[data-testid='stPageLink']").get_by_text(label)).to_be_visible()
     assert_no_exception(page)
     screenshot(page, "home")
