@@ -1,54 +1,25 @@
 """The Experiments board in Chromium: an experiment queued for the worker appears on
 ``?experiment=ID``, fills in as the worker finishes its runs (progress, verdicts, charts), and a
 bad launch form shows one inline error, never a traceback.
-
-The app is ``app.py`` when it lists the Experiments page; until then the page runs on its own
-(``streamlit run pages/6_Experiments.py``) with the same store and worker.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from browser_helpers import assert_no_exception, screenshot, wait_idle
-from conftest import free_port, stop, wait_http
 from playwright.sync_api import Page, expect
 from test_experiments import write_mini_mnist
 
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=30_000)
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
-def experiments_url(
-    request: pytest.FixtureRequest,
-    server_env: dict[str, str],
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[str]:
-    if "pages/6_Experiments.py" in (ROOT / "app.py").read_text(encoding="utf-8"):
-        yield request.getfixturevalue("app_url") + "/Experiments"
-        return
-    port = free_port()
-    log = tmp_path_factory.mktemp("logs") / "experiments-page.log"
-    cmd = [
-        sys.executable, "-m", "streamlit", "run", "pages/6_Experiments.py",
-        "--server.headless", "true", "--server.port", str(port),
-        "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-        "--server.fileWatcherType", "none",
-    ]  # fmt: skip
-    with log.open("w") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=server_env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/_stcore/health", "ok", 90, proc, log)
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        stop(proc)
+def experiments_url(app_url: str) -> str:
+    """The Experiments page of the session's app server (tests/conftest.py)."""
+    return app_url + "/Experiments"
 
 
 @pytest.fixture(scope="module")

@@ -88,7 +88,7 @@ def test_lists_overlays_and_compares_cli_runs(page: Page, app_url: str, cli_runs
     for name in [*CLI_RUNS, FAILED_NAME]:
         row_of(grid, name)
     row = row_of(grid, "cli small-cnn")
-    # the first columns only: the grid draws the columns in sight (owner and experiment are far right)
+    # the first columns only: the grid draws the columns in sight (owner, experiment: far right)
     texts = [cell(grid, c, row).inner_text() for c in range(1, 8)]
     assert "small-cnn" in texts and "finished" in texts and "409082" in texts
     accuracy = cli_runs["cli small-cnn"]["metrics"]["accuracy"]
