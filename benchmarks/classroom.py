@@ -1,14 +1,22 @@
-"""A class on one machine: N simulated students, each a real Chromium context (own cookies, own
-identity) on loopback, browse Home, Runs and Train pages for S seconds while some of them launch
-small runs through the Train page (the fair queue, K = 2 each); a teacher password is set, so the
-class limits hold as in a real class.
+"""A class on one machine: N simulated students browse the app for S seconds while some of them
+launch small runs through the Train page (the fair queue, K = 2 each) and watch them live; a
+teacher password is set, so the class limits hold as in a real class.
 
-Reports page times (``goto`` → the script run finished, p50/p95; after one untimed warm-up
-visit of each page, which imports torch in the server), exceptions shown on a page or
-thrown in it (must be 0), runs launched and refused by the limit, and, for the runs that
-finished, metric rows lost (must be 0; counted in SQLite by ``soak.audit``). Prints JSON.
+Each student is, by default, a Streamlit websocket client (``benchmarks/st_client.py``: the
+app's own protocol, its own cookie, so its own identity): it opens pages as the sidebar does
+(now and then reloading: a new session), stays on each a few seconds, rerunning the live
+fragments as a browser does, opens classmates' runs, and a launcher types the training images
+and presses 🚀 Train. In a classroom the students' browsers run on their own machines, so this
+measures the server, which is what one machine must carry. ``--clients chromium`` drives real
+Chromium contexts instead (the browsers then share this machine's cores with the server).
 
-    python benchmarks/classroom.py --sessions 10 --seconds 150 --json
+Reports page times (open → the script run finished, p50/p95; after one untimed warm-up visit of
+each page, which imports torch in the server) and live-fragment times, exceptions shown on a
+page or met by a student (must be 0), runs launched and refused by the limit, the Streamlit
+server's CPU (cores, over the browsing), and, for the runs that finished, metric rows lost
+(must be 0; counted in SQLite by ``soak.audit``). Prints JSON.
+
+    python benchmarks/classroom.py --sessions 10 --seconds 120 --json
     python benchmarks/classroom.py --sessions 30 --seconds 180 --launchers 10 --json
 """
 
@@ -16,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib.util
 import json
 import os
@@ -31,7 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-PAGES = ("", "Runs", "Train")
+PAGES = ("", "Runs", "Train", "Experiments", "Inside")
+TICKS = os.sysconf("SC_CLK_TCK")
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 REFUSED = re.compile(r"already have \d+ run|class queue is full")
 BATCH = 64
@@ -56,6 +66,89 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+class WsStudent:
+    """One student as a Streamlit websocket client: pages, reloads, watching runs, launching."""
+
+    def __init__(self, index: int, url: str, launcher: bool, train_limit: int, runs: list[str]):
+        self.index, self.url, self.launcher, self.train_limit = index, url, launcher, train_limit
+        self.cookies = {"cnnlab_id": f"{index:032x}"}  # a returning browser: its own identity
+        self.runs = runs  # every run launched so far (shared): students open classmates' runs
+        self.times: list[float] = []
+        self.fragment_times: list[float] = []
+        self.exceptions: list[str] = []
+        self.launched: list[str] = []
+        self.refused = 0
+        self.rng = random.Random(index)
+
+    def _check(self, what: str, result: Any) -> None:
+        for exc in result.exceptions:
+            self.exceptions.append(f"{what}: {exc}")
+        if result.status == "timeout":
+            self.exceptions.append(f"{what}: no answer in time")
+
+    async def visit(self, session: Any, path: str, query: str = "") -> Any:
+        result = await session.open(path, query)
+        self.times.append(result.seconds)
+        self._check(path or "Home", result)
+        return result
+
+    async def stay(self, session: Any, seconds: float) -> None:
+        def tick(run: Any) -> None:
+            self.fragment_times.append(run.seconds)
+            self._check(f"{session.page} fragment", run)
+
+        await session.stay(seconds, tick)
+
+    async def launch(self, session: Any) -> None:
+        await self.visit(session, "Train")
+        session.set_number("Training images (0 for all)", self.train_limit)
+        result = await session.click("🚀 Train")
+        self._check("Train click", result)
+        if match := re.search(r"run=([0-9a-f]{12})", session.query_string):
+            self.launched.append(match.group(1))
+            self.runs.append(match.group(1))
+        elif any(REFUSED.search(text) for text in result.texts):
+            self.refused += 1
+        else:
+            said = " | ".join(t[:120] for t in result.texts)
+            self.exceptions.append(f"the Train button led to neither a run nor a refusal {said}")
+
+    async def browse(self, deadline: float) -> None:
+        from st_client import Session
+
+        session = None
+        try:
+            while time.monotonic() < deadline:
+                if session is None or self.rng.random() < 0.15:  # a reload: a new session
+                    if session is not None:
+                        await session.__aexit__(None, None, None)
+                    session = await Session(self.url, self.cookies).__aenter__()
+                try:
+                    first = not self.launched and not self.refused
+                    if self.launcher and (first or self.rng.random() < 0.3):
+                        await self.launch(session)
+                    elif self.runs and self.rng.random() < 0.3:  # a classmate's run (read-only)
+                        await self.visit(session, "Train", f"run={self.rng.choice(self.runs)}")
+                    else:
+                        await self.visit(session, self.rng.choice(PAGES))
+                    await self.stay(session, self.rng.uniform(2, 8))
+                except Exception as err:  # counted; the student reloads and goes on
+                    self.exceptions.append(f"{type(err).__name__}: {str(err)[:200]}")
+                    with contextlib.suppress(Exception):
+                        await session.__aexit__(None, None, None)
+                    session = None
+        finally:
+            if session is not None:
+                with contextlib.suppress(Exception):
+                    await session.__aexit__(None, None, None)
+
+
 class Student:
     """One browser context: visits pages, launches a run when it is a launcher and has room."""
 
@@ -63,6 +156,7 @@ class Student:
         self.index, self.context, self.url = index, context, url
         self.launcher, self.train_limit = launcher, train_limit
         self.times: list[float] = []
+        self.fragment_times: list[float] = []
         self.exceptions: list[str] = []
         self.launched: list[str] = []
         self.refused = 0
@@ -113,6 +207,21 @@ class Student:
                 self.exceptions.append(f"{type(err).__name__}: {str(err).splitlines()[0][:200]}")
 
 
+async def simulate_ws(args: argparse.Namespace, url: str) -> list[WsStudent]:
+    from st_client import Session
+
+    async with Session(url, {"cnnlab_id": "f" * 32}) as warm:  # torch imports: not timed
+        for path in PAGES:
+            await warm.open(path, timeout_s=300)
+    runs: list[str] = []
+    students = [
+        WsStudent(i, url, i < args.launchers, args.train_limit, runs) for i in range(args.sessions)
+    ]
+    deadline = time.monotonic() + args.seconds
+    await asyncio.gather(*(s.browse(deadline) for s in students))
+    return students
+
+
 async def simulate(args: argparse.Namespace, url: str) -> list[Student]:
     from playwright.async_api import async_playwright  # only the benchmark needs it
 
@@ -155,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="how many of them launch runs (default: a third)")  # fmt: skip
     parser.add_argument("--train-limit", type=int, default=500, help="digits per run")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--clients", choices=("websocket", "chromium"), default="websocket",
+                        help="students: Streamlit websocket clients or Chromium")  # fmt: skip
     parser.add_argument("--drain-s", type=float, default=120,
                         help="after browsing, how long to wait for the runs to end")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print JSON only")
@@ -171,15 +282,22 @@ def main(argv: list[str] | None = None) -> int:
     os.environ[ENV_VAR] = hash_password("benchmark teacher")  # a class: the limits hold
     soak = _soak()
     began = time.monotonic()
+    sys.path.insert(0, str(ROOT / "benchmarks"))  # st_client
     with soak.stack(args.workers) as st:
-        students = asyncio.run(simulate(args, st.url))
+        server = st.procs[0].pid
+        simulation = simulate_ws if args.clients == "websocket" else simulate
+        cpu_before, clock = cpu_seconds(server), time.monotonic()
+        students: list[Any] = asyncio.run(simulation(args, st.url))  # type: ignore[operator]
+        server_cores = (cpu_seconds(server) - cpu_before) / (time.monotonic() - clock)
         store = RunStore(st.home / "runs.db")
         launched = [r.id for r in store.list_runs()]  # every run came from a student's click
         wait_runs(store, launched, args.drain_s)
         finished = [r for r in launched if (run := store.get_run(r)) and run.status == "finished"]
         audit = soak.audit(st.home, finished, args.train_limit, 1, BATCH) if finished else {}
     times = [t for s in students for t in s.times]
+    fragments = [t for s in students for t in s.fragment_times]
     result = {
+        "clients": args.clients,
         "sessions": args.sessions,
         "launchers": args.launchers,
         "seconds": args.seconds,
@@ -187,6 +305,10 @@ def main(argv: list[str] | None = None) -> int:
         "p50_page_s": round(statistics.median(times), 3) if times else None,
         "p95_page_s": round(percentile(times, 0.95) or 0, 3) if times else None,
         "max_page_s": round(max(times), 3) if times else None,
+        "fragment_runs": len(fragments),
+        "p50_fragment_s": round(statistics.median(fragments), 3) if fragments else None,
+        "p95_fragment_s": round(percentile(fragments, 0.95) or 0, 3) if fragments else None,
+        "server_cpu_cores": round(server_cores, 2),
         "exceptions": sum(len(s.exceptions) for s in students),
         "exception_samples": [e for s in students for e in s.exceptions][:5],
         "runs_launched": len(launched),

@@ -15,7 +15,7 @@ from cnnlab.format import eta_text
 from cnnlab.training import checkpoints, evaluate, loop, names, recipe
 from cnnlab.training.config import REPORT_PRESET, TrainConfig
 from cnnlab.training.data import load_mnist
-from cnnlab.training.estimate import estimate_cost
+from cnnlab.training.estimate import estimate_cost, measure_speed
 from cnnlab.training.store import FAILED, FINISHED, RUNNING, STOPPED, RunStore
 
 STEP_KEYS = {"loss", "train_accuracy", "lr", "images_per_second", "eta_seconds", "progress"}
@@ -257,6 +257,29 @@ def test_cost_estimate_and_memory_refusal():
     with pytest.raises(UserError, match="needs about"):
         huge.raise_if_unfit()
     assert eta_text(30) == "about 30 s" and eta_text(7200) == "about 2.0 h"
+
+
+def test_speed_of_a_small_model_is_timed_at_its_own_batch(monkeypatch):
+    """The ETA's speed is timed at the run's batch when the model is surely fast enough (from its
+    MACs), not grown from one image: on a busy web server (other sessions' Python holding the GIL
+    between torch's operators) the one-image passes were slow enough to stop the doubling, and
+    the default one-minute run was estimated at "about 3 h". VGG-16 at 224 still starts at one
+    image on a CPU."""
+    from cnnlab.training import estimate
+
+    batches: list[int] = []
+    real_prepare = estimate.prepare
+
+    def recording_prepare(digits, *args):
+        batches.append(len(digits))
+        return real_prepare(digits, *args)
+
+    monkeypatch.setattr(estimate, "prepare", recording_prepare)
+    config = TrainConfig(train_limit=2000)
+    macs = estimate_cost(config, measure=False).macs_per_image
+    assert measure_speed(config, torch.device("cpu"), macs_per_image=macs) > 0
+    assert set(batches) == {64}, batches  # every pass, the first (warm-up) one included
+    assert estimate.SURE_FLOPS_PER_S / 2 / (6 * 15_470_000_000) < 1  # VGG-16@224: one image
 
 
 def test_load_checkpoint_refuses_bad_files(tmp_path):
