@@ -38,6 +38,7 @@ class RunResult:
     texts: list[str] = field(default_factory=list)
     exceptions: list[str] = field(default_factory=list)
     headings: list[str] = field(default_factory=list)
+    exec_s: float | None = None  # the script's own run time, from the server's page profile
 
 
 class Session:
@@ -144,6 +145,8 @@ class Session:
                 self.page_hash = fwd.navigation.page_script_hash
             elif kind == "delta":
                 self._on_delta(fwd, result)
+            elif kind == "page_profile":
+                result.exec_s = fwd.page_profile.exec_time / 1000
             elif kind == "page_info_changed":
                 self.query_string = fwd.page_info_changed.query_string
             elif kind == "auto_rerun":
