@@ -80,6 +80,7 @@ class WsStudent:
         self.cookies = {"cnnlab_id": f"{index:032x}"}  # a returning browser: its own identity
         self.runs = runs  # every run launched so far (shared): students open classmates' runs
         self.times: list[float] = []
+        self.by_page: dict[str, list[float]] = {}
         self.fragment_times: list[float] = []
         self.exceptions: list[str] = []
         self.launched: list[str] = []
@@ -95,6 +96,8 @@ class WsStudent:
     async def visit(self, session: Any, path: str, query: str = "") -> Any:
         result = await session.open(path, query)
         self.times.append(result.seconds)
+        name = (path or "Home") + ("?run" if query else "")
+        self.by_page.setdefault(name, []).append(result.seconds)
         self._check(path or "Home", result)
         return result
 
@@ -156,6 +159,7 @@ class Student:
         self.index, self.context, self.url = index, context, url
         self.launcher, self.train_limit = launcher, train_limit
         self.times: list[float] = []
+        self.by_page: dict[str, list[float]] = {}
         self.fragment_times: list[float] = []
         self.exceptions: list[str] = []
         self.launched: list[str] = []
@@ -169,6 +173,7 @@ class Student:
         await page.wait_for_selector("h1", timeout=120_000)
         await page.wait_for_selector(IDLE, timeout=120_000)
         self.times.append(time.monotonic() - start)
+        self.by_page.setdefault(path or "Home", []).append(self.times[-1])
         shown = page.locator("[data-testid='stException']")
         if await shown.count():
             self.exceptions.append(f"{path}: {(await shown.first.inner_text())[:300]}")
@@ -296,6 +301,10 @@ def main(argv: list[str] | None = None) -> int:
         audit = soak.audit(st.home, finished, args.train_limit, 1, BATCH) if finished else {}
     times = [t for s in students for t in s.times]
     fragments = [t for s in students for t in s.fragment_times]
+    by_page: dict[str, list[float]] = {}
+    for student in students:
+        for name, values in student.by_page.items():
+            by_page.setdefault(name, []).extend(values)
     result = {
         "clients": args.clients,
         "sessions": args.sessions,
@@ -305,6 +314,14 @@ def main(argv: list[str] | None = None) -> int:
         "p50_page_s": round(statistics.median(times), 3) if times else None,
         "p95_page_s": round(percentile(times, 0.95) or 0, 3) if times else None,
         "max_page_s": round(max(times), 3) if times else None,
+        "pages": {
+            name: {
+                "loads": len(v),
+                "p50_s": round(statistics.median(v), 3),
+                "p95_s": round(percentile(v, 0.95) or 0, 3),
+            }
+            for name, v in sorted(by_page.items())
+        },
         "fragment_runs": len(fragments),
         "p50_fragment_s": round(statistics.median(fragments), 3) if fragments else None,
         "p95_fragment_s": round(percentile(fragments, 0.95) or 0, 3) if fragments else None,
