@@ -3,12 +3,17 @@
 import os
 import sys
 
-if sys.argv[1:2] == ["worker"]:
-    # The worker shares the CPU with the app. Waiting OpenMP threads must sleep, not spin: with
-    # the Train page polling, spinning threads made a small-cnn run 4× slower (README,
-    # Performance). Set before torch is imported; an explicit OMP_WAIT_POLICY wins.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# The worker shares the CPU with the app (and, on a teacher's laptop, with the browsers
+# watching). Waiting OpenMP threads must sleep, not spin: with the Train page polling, spinning
+# threads made a small-cnn run 4× slower; even a short spin (GOMP_SPINCOUNT=10000) made it
+# 2.5-3× slower with three tabs watching than sleeping at once does, which costs ~1.5× only when
+# nobody watches (README, Performance). Set before torch is imported; an explicit
+# OMP_WAIT_POLICY or GOMP_SPINCOUNT wins (a worker host with no browser and no web server trains
+# faster with GOMP_SPINCOUNT=10000).
+WAIT_SET = "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ
+if sys.argv[1:2] == ["worker"] and not WAIT_SET:
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
-from cnnlab.cli import main
+from cnnlab.cli import main  # noqa: E402 (after the environment above)
 
 raise SystemExit(main())

@@ -228,3 +228,36 @@ def test_runs_list_imports_no_torch(args: list[str]):
     assert heavy == "HEAVY:", f"`cnnlab {' '.join(args)}` imports {heavy.removeprefix('HEAVY:')}"
     if "--trash" not in args:
         assert "listed" in done.stdout
+
+
+WAIT_POLICY_PROBE = """
+import os, runpy, sys
+sys.argv = ["cnnlab", "worker", "--help"]
+try:
+    runpy.run_module("cnnlab", run_name="__main__")
+except SystemExit:
+    pass
+print(os.environ.get("OMP_WAIT_POLICY"), os.environ.get("GOMP_SPINCOUNT"), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(
+    ("given", "seen"),
+    [
+        ({}, "PASSIVE None"),  # sharing the CPU with the app: waiting threads sleep
+        ({"OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE None"),  # an explicit policy wins
+        ({"GOMP_SPINCOUNT": "10000"}, "None 10000"),  # a worker host: a short spin
+    ],
+)
+def test_worker_sets_the_openmp_wait_policy_unless_told(given: dict[str, str], seen: str):
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    done = subprocess.run(
+        [sys.executable, "-c", WAIT_POLICY_PROBE],
+        cwd=ROOT,
+        env={**env, **given},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == seen
