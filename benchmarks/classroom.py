@@ -72,13 +72,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-class WsStudent:
-    """One student as a Streamlit websocket client: pages, reloads, watching runs, launching."""
+class Tally:
+    """What one student measured and met: page and fragment times, exceptions, runs."""
 
-    def __init__(self, index: int, url: str, launcher: bool, train_limit: int, runs: list[str]):
-        self.index, self.url, self.launcher, self.train_limit = index, url, launcher, train_limit
-        self.cookies = {"cnnlab_id": f"{index:032x}"}  # a returning browser: its own identity
-        self.runs = runs  # every run launched so far (shared): students open classmates' runs
+    def __init__(self, index: int) -> None:
         self.times: list[float] = []
         self.by_page: dict[str, list[float]] = {}
         self.fragment_times: list[float] = []
@@ -86,6 +83,16 @@ class WsStudent:
         self.launched: list[str] = []
         self.refused = 0
         self.rng = random.Random(index)
+
+
+class WsStudent(Tally):
+    """One student as a Streamlit websocket client: pages, reloads, watching runs, launching."""
+
+    def __init__(self, index: int, url: str, launcher: bool, train_limit: int, runs: list[str]):
+        self.index, self.url, self.launcher, self.train_limit = index, url, launcher, train_limit
+        self.cookies = {"cnnlab_id": f"{index:032x}"}  # a returning browser: its own identity
+        self.runs = runs  # every run launched so far (shared): students open classmates' runs
+        super().__init__(index)
 
     def _check(self, what: str, result: Any) -> None:
         for exc in result.exceptions:
@@ -152,19 +159,13 @@ class WsStudent:
                     await session.__aexit__(None, None, None)
 
 
-class Student:
+class Student(Tally):
     """One browser context: visits pages, launches a run when it is a launcher and has room."""
 
     def __init__(self, index: int, context: Any, url: str, launcher: bool, train_limit: int):
         self.index, self.context, self.url = index, context, url
         self.launcher, self.train_limit = launcher, train_limit
-        self.times: list[float] = []
-        self.by_page: dict[str, list[float]] = {}
-        self.fragment_times: list[float] = []
-        self.exceptions: list[str] = []
-        self.launched: list[str] = []
-        self.refused = 0
-        self.rng = random.Random(index)
+        super().__init__(index)
 
     async def visit(self, page: Any, path: str) -> None:
         start = time.monotonic()
