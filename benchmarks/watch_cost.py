@@ -16,6 +16,11 @@ Prints JSON; ratios are within one run, so a busy machine moves them less than t
 
     python benchmarks/watch_cost.py --json            # 30,000 digits, 1 epoch, 0/1/3 tabs
     python benchmarks/watch_cost.py --quick --json    # 5,000 digits, 1 tab, no CLI run
+    python benchmarks/watch_cost.py --tab-cost 15     # where one tab's Chromium CPU goes
+
+``--tab-cost S``: instead of timing runs, one Chromium tab on a live run's Train page for S
+seconds at a time — as it is, with its charts hidden (CSS), with CSS animations off — and on a
+finished run's page; prints Chromium cores (CPU seconds per second) for each.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 DONE = ("finished", "failed", "stopped", "interrupted")
 TICKS = os.sysconf("SC_CLK_TCK")
+IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 OBSERVER = """() => {
   window.__points = [];
   let last = null;
@@ -234,6 +240,40 @@ class Bench:
             "observed": [log[-1] if log else None for log in seen],
         }
 
+    def tab_cost(self, browser: Any, base: str, seconds: float) -> dict[str, float]:
+        """Chromium cores of one tab: a live run's page as is, charts hidden, animations off;
+        a finished run's page."""
+        variants = {
+            "live": None,
+            "live_charts_hidden": ".stPlotlyChart { display: none !important; }",
+            "live_no_animations": "* { animation: none !important; transition: none !important; }",
+        }
+
+        def cores(url: str, css: str | None) -> float:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url, timeout=180_000)
+            page.wait_for_selector(IDLE, timeout=180_000)
+            if css:
+                page.add_style_tag(content=css)
+            page.wait_for_timeout(3000)  # settled: first draws done
+            cpu0, wall0 = chromium_cpu(), time.monotonic()
+            page.wait_for_timeout(seconds * 1000)
+            used = (chromium_cpu() - cpu0) / (time.monotonic() - wall0)
+            page.close()
+            return round(used, 3)
+
+        done = self.queue("--train-limit", "500", "--name", "finished")
+        self.wait_status(done, DONE)
+        result = {"finished": cores(f"{base}/Train?run={done}", None)}
+        gate = self.queue("--train-limit", "60000", "--epochs", "50", "--name", "live")
+        self.wait_status(gate, ("running",))
+        try:
+            for name, css in variants.items():
+                result[name] = cores(f"{base}/Train?run={gate}", css)
+        finally:
+            self.cnnlab("runs", "stop", gate)
+        return result
+
 
 def lag(rows: list[float], seen: list[list[list[float]]]) -> dict[str, Any] | None:
     """Per loss row written while a tab watched: first time a tab showed it − row time."""
@@ -271,9 +311,12 @@ def main() -> int:
     parser.add_argument("--python", default=sys.executable, help="its venv's python")
     parser.add_argument("--quick", action="store_true", help="5,000 digits, 1 tab, no CLI")
     parser.add_argument("--json", action="store_true", help="(always JSON; kept for make bench)")
+    parser.add_argument("--tab-cost", type=float, metavar="S", help="one tab's CPU, S s a case")
     args = parser.parse_args()
     if args.quick:
         args.train_limit, args.tabs, args.no_cli = 5_000, "1", True
+    if args.tab_cost:
+        args.no_cli = True
     tab_counts = [int(t) for t in args.tabs.split(",") if t.strip()]
     # lazy: only this benchmark needs Playwright
     from playwright.sync_api import sync_playwright
@@ -314,6 +357,9 @@ def main() -> int:
                 warm.close()
                 if not args.quick:  # one run first: the worker imports torch and reads MNIST
                     bench.warm_up()
+                if args.tab_cost:
+                    result["tab_chromium_cores"] = bench.tab_cost(browser, base, args.tab_cost)
+                    tab_counts = []
                 for tabs in tab_counts:
                     cases.append(bench.watched(browser, server_pid, base, tabs))
                 browser.close()
