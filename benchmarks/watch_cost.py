@@ -200,9 +200,7 @@ class Bench:
         for _ in range(tabs):
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"{base}/Train?run={run_id}", timeout=180_000)
-            page.wait_for_selector(
-                "[data-testid='stApp'][data-test-script-state='notRunning']", timeout=180_000
-            )
+            page.wait_for_selector(IDLE, timeout=180_000)
             page.evaluate(OBSERVER)
             pages.append(page)
         server0, chrome0, wall0 = cpu_seconds(server_pid), chromium_cpu(), time.monotonic()
@@ -351,9 +349,7 @@ def main() -> int:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 warm = browser.new_page()  # the server's first Train page imports torch
                 warm.goto(f"{base}/Train")
-                warm.wait_for_selector(
-                    "[data-testid='stApp'][data-test-script-state='notRunning']", timeout=180_000
-                )
+                warm.wait_for_selector(IDLE, timeout=180_000)
                 warm.close()
                 if not args.quick:  # one run first: the worker imports torch and reads MNIST
                     bench.warm_up()

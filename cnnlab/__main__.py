@@ -10,10 +10,9 @@ import sys
 # nobody watches (README, Performance). Set before torch is imported; an explicit
 # OMP_WAIT_POLICY or GOMP_SPINCOUNT wins (a worker host with no browser and no web server trains
 # faster with GOMP_SPINCOUNT=10000).
-WAIT_SET = "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ
-if sys.argv[1:2] == ["worker"] and not WAIT_SET:
+if sys.argv[1:2] == ["worker"] and not {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"} & set(os.environ):
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
-from cnnlab.cli import main  # noqa: E402 (after the environment above)
+from cnnlab.cli import main
 
 raise SystemExit(main())
