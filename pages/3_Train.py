@@ -21,10 +21,12 @@ from cnnlab.views.ui import (
     cached_estimate,
     cached_mnist,
     form_field,
+    live_plot,
     metric_tiles,
     open_run_store,
     page_header,
     shared_live_charts,
+    shared_live_plots,
     user_errors,
     worker_notice,
 )
@@ -163,7 +165,7 @@ def live(run_id: str, page_status: str) -> None:
         curves = state.setdefault(f"curves:{run_id}", runview.Curves(run_id))
         smoothing = state.get(f"smooth:{run_id}", 0.6)
         view = tv.live_view(store, run, curves, page_status=page_status, smoothing=smoothing,
-                            charts=shared_live_charts)  # fmt: skip
+                            charts=shared_live_charts, plots=shared_live_plots)  # fmt: skip
     except UserError as err:
         st.error(f"The run store cannot be read: {err}", icon="🚫")
         return
@@ -185,12 +187,17 @@ def live(run_id: str, page_status: str) -> None:
         getattr(st, view.message.kind)(view.message.text, icon=view.message.icon)
     st.columns([1, 2])[0].slider("Smoothing", 0.0, 0.95, 0.6, 0.05, key=f"smooth:{run_id}",
                                  help="Exponential moving average of the step curves")  # fmt: skip
-    charts = zip([*st.columns(2), st.container()], view.charts.items(), strict=True)
-    for place, (key, fig) in charts:
+    places = [*st.columns(2), st.container()]
+    for place, (key, plot) in zip(places, view.plots.items(), strict=False):  # live: uPlot
+        with place.container(key=key):
+            live_plot(plot, key=f"{key}:{run_id}")
+    for place, (key, fig) in zip(places, view.charts.items(), strict=False):  # ended: Plotly
         place.container(key=key).plotly_chart(fig, width="stretch", key=f"{key}:{run_id}")
     st.container(key="run-points").caption(
         f"{view.points} points recorded",
-        help="Live: the page reads only the new metric rows every second",
+        help="Live: every second the page reads only the new metric rows and hands the charts "
+        "(light canvas charts, uPlot) their new arrays; once the run ends they become "
+        "interactive Plotly charts",
     )
 
 

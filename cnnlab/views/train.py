@@ -39,8 +39,9 @@ from cnnlab.training.config import (
 )
 from cnnlab.training.estimate import LONG_RUN_S, CostEstimate
 from cnnlab.training.store import Run, RunStore
-from cnnlab.views import run_charts, runview
+from cnnlab.views import live_plot, run_charts, runview
 from cnnlab.views.images import upscale
+from cnnlab.views.live_plot import LivePlot
 from cnnlab.views.runs import owner_text
 from cnnlab.views.runview import Curves
 
@@ -71,6 +72,7 @@ LIGHTER_TARGET_S = 10 * 60  # a lighter version should finish in about this long
 LIGHTER_LIMITS = (10_000, 5_000, 2_000, 1_000)  # … on the first of these many digits that does
 
 ChartsBuilder = Callable[[Curves, Any, float], dict[str, go.Figure]]
+PlotsBuilder = Callable[[Curves, Any, float], dict[str, LivePlot]]
 """``charts(curves, epochs, smoothing)`` → container key → figure (``run_charts.live_charts``)."""
 Estimator = Callable[[TrainConfig, bool], CostEstimate]
 """``estimate(config, measure)``: the page passes a cached :func:`estimate_cost`."""
@@ -400,6 +402,7 @@ class LiveView:
     progress_text: str
     message: Message | None
     charts: dict[str, go.Figure]  # container key → figure: loss, training accuracy, test accuracy
+    plots: dict[str, LivePlot]  # the same charts for the browser's live chart while it runs
     points: int
     ended_since_drawn: bool  # the page's results (or their absence) are stale: rerun it all
 
@@ -413,15 +416,20 @@ def live_view(
     smoothing: float,
     now: float | None = None,
     charts: ChartsBuilder = run_charts.live_charts,
+    plots: PlotsBuilder = live_plot.live_plots,
 ) -> LiveView:
     """Read the rows recorded since ``curves`` last grew and what the run is doing now.
 
-    ``charts(curves, epochs, smoothing)`` builds the figures; the page passes a version cached
-    across tabs (:func:`cnnlab.views.ui.shared_live_charts`), so many viewers cost one build.
+    While the run is queued or running, ``plots(curves, epochs, smoothing)`` makes the live
+    charts (:mod:`cnnlab.views.live_plot`: the browser only gets new arrays each tick) and
+    ``charts`` is empty; once it ended, ``charts(…)`` makes the Plotly figures and ``plots`` is
+    empty. The page passes versions cached across tabs
+    (:func:`cnnlab.views.ui.shared_live_plots`), so many viewers cost one build.
     """
     curves.extend(store.metrics(run.id, after_id=curves.last_id))
     stage = store.get_artifact(run.id, names.STAGE) if run.active else None
     progress = runview.progress_of(curves, run.status, stage.data if stage else None, now)
+    epochs = run.config.get("epochs")
     message = None
     if run.status == names.QUEUED:
         message = Message("info", "Queued: waiting for a worker to pick it up.", "⏳")
@@ -438,7 +446,8 @@ def live_view(
         fraction=progress.fraction,
         progress_text=progress.text,
         message=message,
-        charts=charts(curves, run.config.get("epochs"), smoothing),
+        charts={} if run.active else charts(curves, epochs, smoothing),
+        plots=plots(curves, epochs, smoothing) if run.active else {},
         points=curves.count(names.LOSS),
         ended_since_drawn=run.status != page_status and run.done,
     )

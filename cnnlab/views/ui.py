@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 import plotly.graph_objects as go
 import streamlit as st
+from streamlit.components import v1 as components
 
 from cnnlab.errors import UserError
 from cnnlab.training.checkpoints import load_checkpoint
@@ -19,6 +21,7 @@ from cnnlab.training.config import TrainConfig
 from cnnlab.training.data import MnistSplit, load_mnist
 from cnnlab.training.estimate import CostEstimate, estimate_cost
 from cnnlab.training.store import RunStore
+from cnnlab.views.live_plot import LivePlot, live_plots
 from cnnlab.views.run_charts import live_charts
 from cnnlab.views.runview import Curves
 
@@ -214,6 +217,30 @@ def shared_live_charts(curves: Curves, epochs: Any, smoothing: float) -> dict[st
     per server process: every tab watching a run gets the same figures, built by the first tab
     that saw its newest row (the rows up to an id are the same for every tab)."""
     return _live_charts(curves.run_id, curves.last_id, epochs, float(smoothing), curves)
+
+
+@st.cache_resource(max_entries=64, ttl=600, show_spinner=False)
+def _live_plots(
+    run_id: str, last_id: int, epochs: Any, smoothing: float, _curves: Curves
+) -> dict[str, LivePlot]:
+    return live_plots(_curves, epochs, smoothing)
+
+
+def shared_live_plots(curves: Curves, epochs: Any, smoothing: float) -> dict[str, LivePlot]:
+    """:func:`cnnlab.views.live_plot.live_plots`, shared by every tab as
+    :func:`shared_live_charts` (the component only reads its arguments)."""
+    return _live_plots(curves.run_id, curves.last_id, epochs, float(smoothing), curves)
+
+
+_LIVE_PLOT = components.declare_component(
+    "live_plot", path=str(Path(__file__).with_name("assets") / "live_plot")
+)
+
+
+def live_plot(spec: LivePlot, key: str) -> None:
+    """A live training chart (:mod:`cnnlab.views.live_plot`): made once in the browser, then
+    each tick only hands it the new arrays."""
+    _LIVE_PLOT(spec=spec, key=key, default=None)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the trained model…")
