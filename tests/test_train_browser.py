@@ -90,6 +90,18 @@ def drawn_loss(page: Page) -> dict[str, list[float]]:
     )
 
 
+LIVE_LOSS = ".st-key-loss-chart iframe[data-testid='stCustomComponentV1']"
+"""The live loss chart while a run is queued or running: a uPlot canvas in a component frame."""
+
+
+def live_loss(page: Page) -> list[int]:
+    """The steps the live loss chart holds in the browser now (empty until it is drawn)."""
+    return page.frame_locator(LIVE_LOSS).first.locator("body").evaluate(
+        "() => { const p = window.cnnlabLivePlot && window.cnnlabLivePlot.plot;"
+        " return p ? Array.from(p.data[0]) : []; }"
+    )
+
+
 def draw_one(page: Page, try_it: Locator) -> None:
     """Draw a "1" on the Try-it canvas (strokes start below the canvas toolbar); the canvas is
     measured once visible, since the component loads after the page."""
@@ -111,12 +123,15 @@ def test_launch_stream_results_and_try_it(
     run_id = launch(page, app_url, limit=30_000, batch=32)  # ~940 steps: several seconds
     status = page.locator(".st-key-run-status")
     expect(status).to_contain_text(re.compile("queued|running"))
-    expect(page.locator(".st-key-loss-chart [data-testid='stPlotlyChart']").first).to_be_visible()
+    expect(page.locator(LIVE_LOSS).first).to_be_visible()
     first = wait_points(page, 1)
     tall_screenshot(page, "train_running")
     grown = wait_points(page, first + 3)
     assert grown > first  # the chart grew without a page reload
     assert run_id in page.url
+    expect(page.frame_locator(LIVE_LOSS).first.locator("canvas")).to_be_visible()
+    live = live_loss(page)  # the live chart holds the store's rows in order: none lost or twice
+    assert len(live) >= first and live == loss_rows(server_env, run_id)[0][: len(live)]
 
     expect(status).to_contain_text("finished", timeout=120_000)
     wait_idle(page)
@@ -177,7 +192,7 @@ def test_reload_and_second_tab_reattach_then_stop(page: Page, app_url: str, work
     # .first: while a busy server (2 cores, training) first renders a tab, Streamlit can briefly
     # hold the stale and the new chart element side by side until the script run completes.
     expect(other.locator(".st-key-run-status")).to_contain_text("running", timeout=60_000)
-    expect(other.locator(".st-key-loss-chart [data-testid='stPlotlyChart']").first).to_be_visible()
+    expect(other.locator(LIVE_LOSS).first).to_be_visible()
     other.close()
     tall_screenshot(page, "train_reloaded_running")
 
