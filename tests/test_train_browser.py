@@ -96,9 +96,13 @@ LIVE_LOSS = ".st-key-loss-chart iframe[data-testid='stCustomComponentV1']"
 
 def live_loss(page: Page) -> list[int]:
     """The steps the live loss chart holds in the browser now (empty until it is drawn)."""
-    return page.frame_locator(LIVE_LOSS).first.locator("body").evaluate(
-        "() => { const p = window.cnnlabLivePlot && window.cnnlabLivePlot.plot;"
-        " return p ? Array.from(p.data[0]) : []; }"
+    return (
+        page.frame_locator(LIVE_LOSS)
+        .first.locator("body")
+        .evaluate(
+            "() => { const p = window.cnnlabLivePlot && window.cnnlabLivePlot.plot;"
+            " return p ? Array.from(p.data[0]) : []; }"
+        )
     )
 
 
