@@ -16,7 +16,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from cnnlab.training import names
-from cnnlab.views.run_charts import KEY_TITLES, LIVE_CHARTS, TEST_COLOR, TRAIN_COLOR
+from cnnlab.views.run_charts import (
+    EPOCH_EMPTY,
+    KEY_TITLES,
+    LIVE_CHARTS,
+    TEST_COLOR,
+    TRAIN_COLOR,
+    epoch_ranges,
+    is_fraction,
+)
 from cnnlab.views.runview import MAX_DRAWN_POINTS, Curves, downsample_indices, smooth
 
 LivePlot = dict[str, Any]
@@ -41,7 +49,7 @@ def step_plot(
     """One metric per training step: the smoothed line and, when smoothing, the raw points
     faint behind it; at most ``max_points`` drawn (the indices the Plotly chart would pick)."""
     steps, values = curves.series(key)
-    fraction = key in (names.ACCURACY, names.TRAIN_ACCURACY, names.TEST_ACCURACY)
+    fraction = is_fraction(key)
     shown = [100 * v for v in values] if fraction else list(values)
     line = smooth(shown, smoothing)
     picked = downsample_indices(steps, line, max_points)
@@ -72,8 +80,7 @@ def epoch_plot(curves: Curves, epochs: int | None = None) -> LivePlot:
     chart, which labels each point; here the legend shows the value under the cursor)."""
     xs = list(curves.epochs.get(names.TEST_ACCURACY, []))
     acc = [100 * v for v in curves.values.get(names.TEST_ACCURACY, [])]
-    last = max([*xs, float(epochs or 1)])
-    low = min(acc) if acc else 0.0
+    x_range, y_range = epoch_ranges(xs, acc, epochs)
     return {
         "title": "Test accuracy per epoch",
         "x_label": "epoch",
@@ -82,9 +89,9 @@ def epoch_plot(curves: Curves, epochs: int | None = None) -> LivePlot:
         "height": 300,
         "series": [_series("test accuracy", TEST_COLOR, 2, 1.0, True)],
         "data": [xs, _finite(acc)],
-        "x_range": [0.0, last + 0.3],
-        "y_range": [max(0.0, low - max(5.0, (100 - low) * 0.5)), 101.0] if acc else [0.0, 101.0],
-        "empty": "measured on the 10,000 test digits after each epoch",
+        "x_range": x_range,
+        "y_range": y_range,
+        "empty": EPOCH_EMPTY,
     }
 
 

@@ -44,7 +44,8 @@ def _layout(fig: go.Figure, title: str, height: int = 320) -> go.Figure:
     return fig
 
 
-def _is_fraction(key: str) -> bool:
+def is_fraction(key: str) -> bool:
+    """Whether a metric is a 0–1 fraction (drawn as %)."""
     return key in (names.ACCURACY, names.TRAIN_ACCURACY, names.TEST_ACCURACY, names.PROGRESS)
 
 
@@ -62,7 +63,7 @@ def step_figure(
     """
     steps, values = curves.series(key)
     fig = go.Figure()
-    fraction = _is_fraction(key)
+    fraction = is_fraction(key)
     shown = [100 * v for v in values] if fraction else values
     unit = " %" if fraction else ""
     if smoothing > 0:
@@ -113,6 +114,20 @@ def live_charts(curves: Curves, epochs: int | None, smoothing: float) -> dict[st
     )
 
 
+def epoch_ranges(
+    xs: Sequence[float], acc: Sequence[float], epochs: int | None
+) -> tuple[list[float], list[float]]:
+    """The test-accuracy chart's x span (0 to the run's ``epochs``, or the last epoch drawn) and
+    y span (%: down far enough below the lowest accuracy to show the climb)."""
+    last = max([*xs, float(epochs or 1)])
+    low = min(acc) if acc else None
+    y_low = 0.0 if low is None else max(0.0, low - max(5.0, (100 - low) * 0.5))
+    return [0.0, last + 0.3], [y_low, 101.0]
+
+
+EPOCH_EMPTY = "measured on the 10,000 test digits after each epoch"
+
+
 def epoch_figure(curves: Curves, epochs: int | None = None) -> go.Figure:
     """Test accuracy after each epoch, labelled; the x axis spans the run's ``epochs``."""
     xs = curves.epochs.get(names.TEST_ACCURACY, [])
@@ -125,16 +140,12 @@ def epoch_figure(curves: Curves, epochs: int | None = None) -> go.Figure:
             hovertemplate="epoch %{x:.2f}<br>test accuracy %{y:.2f} %<extra></extra>",
         )
     )  # fmt: skip
-    last = max([*xs, float(epochs or 1)])
-    fig.update_xaxes(title_text="epoch", range=[0, last + 0.3], dtick=1)
-    if acc:
-        low = min(acc)
-        fig.update_yaxes(range=[max(0.0, low - max(5.0, (100 - low) * 0.5)), 101])
-    else:
-        fig.update_yaxes(range=[0, 101])
-        fig.add_annotation(text="measured on the 10,000 test digits after each epoch",
-                           showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")  # fmt: skip
-    fig.update_yaxes(title_text="test accuracy (%)")
+    x_range, y_range = epoch_ranges(xs, acc, epochs)
+    fig.update_xaxes(title_text="epoch", range=x_range, dtick=1)
+    fig.update_yaxes(title_text="test accuracy (%)", range=y_range)
+    if not acc:
+        fig.add_annotation(text=EPOCH_EMPTY, showarrow=False, x=0.5, y=0.5,
+                           xref="paper", yref="paper")  # fmt: skip
     return _layout(fig, "Test accuracy per epoch", height=300)
 
 
@@ -215,7 +226,7 @@ def overlay_figure(
 ) -> go.Figure:
     """The same metric of several runs on one chart (x: epoch, so runs of any size line up)."""
     fig = go.Figure()
-    fraction = _is_fraction(key)
+    fraction = is_fraction(key)
     for i, (label, run) in enumerate(curves.items()):
         xs = run.epochs.get(key, []) if by_epoch else run.steps.get(key, [])
         ys = run.values.get(key, [])

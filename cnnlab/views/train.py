@@ -72,8 +72,9 @@ LIGHTER_TARGET_S = 10 * 60  # a lighter version should finish in about this long
 LIGHTER_LIMITS = (10_000, 5_000, 2_000, 1_000)  # … on the first of these many digits that does
 
 ChartsBuilder = Callable[[Curves, Any, float], dict[str, go.Figure]]
-PlotsBuilder = Callable[[Curves, Any, float], dict[str, LivePlot]]
 """``charts(curves, epochs, smoothing)`` → container key → figure (``run_charts.live_charts``)."""
+PlotsBuilder = Callable[[Curves, Any, float], dict[str, LivePlot]]
+"""``plots(curves, epochs, smoothing)`` → container key → live chart (``live_plot.live_plots``)."""
 Estimator = Callable[[TrainConfig, bool], CostEstimate]
 """``estimate(config, measure)``: the page passes a cached :func:`estimate_cost`."""
 

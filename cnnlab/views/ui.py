@@ -203,33 +203,29 @@ def cached_estimate(config: dict[str, Any], measure: bool) -> CostEstimate:
     return estimate_cost(TrainConfig.from_dict(config), measure=measure)
 
 
-@st.cache_resource(max_entries=64, ttl=600, show_spinner=False)
-def _live_charts(
-    run_id: str, last_id: int, epochs: Any, smoothing: float, _curves: Curves
-) -> dict[str, go.Figure]:
-    """The figures for one run as of one metric row, built once for every tab (not copied:
-    ``st.plotly_chart`` only reads a figure)."""
-    return live_charts(_curves, epochs, smoothing)
+@st.cache_resource(max_entries=128, ttl=600, show_spinner=False)
+def _shared_live(
+    kind: str, run_id: str, last_id: int, epochs: Any, smoothing: float, _curves: Curves,
+    _build: Callable[[Curves, Any, float], Any],
+) -> Any:  # fmt: skip
+    """One live-chart build per (kind, run, last metric row, smoothing), not copied: the page
+    only reads it (a figure to ``st.plotly_chart``, arrays to the live-plot component)."""
+    return _build(_curves, epochs, smoothing)
 
 
 def shared_live_charts(curves: Curves, epochs: Any, smoothing: float) -> dict[str, go.Figure]:
     """:func:`cnnlab.views.run_charts.live_charts`, once per (run, last metric row, smoothing)
     per server process: every tab watching a run gets the same figures, built by the first tab
     that saw its newest row (the rows up to an id are the same for every tab)."""
-    return _live_charts(curves.run_id, curves.last_id, epochs, float(smoothing), curves)
-
-
-@st.cache_resource(max_entries=64, ttl=600, show_spinner=False)
-def _live_plots(
-    run_id: str, last_id: int, epochs: Any, smoothing: float, _curves: Curves
-) -> dict[str, LivePlot]:
-    return live_plots(_curves, epochs, smoothing)
+    return _shared_live("figures", curves.run_id, curves.last_id, epochs, float(smoothing),
+                        curves, live_charts)  # fmt: skip
 
 
 def shared_live_plots(curves: Curves, epochs: Any, smoothing: float) -> dict[str, LivePlot]:
     """:func:`cnnlab.views.live_plot.live_plots`, shared by every tab as
-    :func:`shared_live_charts` (the component only reads its arguments)."""
-    return _live_plots(curves.run_id, curves.last_id, epochs, float(smoothing), curves)
+    :func:`shared_live_charts`."""
+    return _shared_live("plots", curves.run_id, curves.last_id, epochs, float(smoothing),
+                        curves, live_plots)  # fmt: skip
 
 
 _LIVE_PLOT = components.declare_component(

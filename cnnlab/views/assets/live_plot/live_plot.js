@@ -9,7 +9,7 @@ let plot = null;
 let shape = "";      // the series and ranges the chart was made with: remade when they change
 let zoomed = false;  // a dragged zoom survives new data until a double-click resets it
 let sentHeight = 0;
-window.cnnlabLivePlot = { plot: null, renders: 0 };  // read by the browser tests
+window.cnnlabLivePlot = { plot: null };  // read by the browser tests and watch_cost.py
 
 function send(type, data) {
   window.parent.postMessage(Object.assign({ isStreamlitMessage: true, type: type }, data), "*");
@@ -78,9 +78,7 @@ function render(spec, theme) {
   const none = spec.data[0].length === 0;
   emptyNote.hidden = !none;
   emptyNote.textContent = none ? spec.empty : "";
-  document.body.dataset.points = String(spec.data[0].length);
   window.cnnlabLivePlot.plot = plot;
-  window.cnnlabLivePlot.renders += 1;
   fitFrame(spec);
 }
 
