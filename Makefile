@@ -13,7 +13,7 @@ LOCK := requirements.lock
 # pip-compile does not read pip's global constraint: pass the machine's torch cap when it has one.
 MACHINE_CAP := $(if $(wildcard /etc/xdg/pip/constraints.txt),-c /etc/xdg/pip/constraints.txt)
 CONSTRAINTS := $(if $(wildcard $(LOCK)),-c $(LOCK))
-LINT_PATHS := cnnlab pages tests benchmarks scripts app.py
+LINT_PATHS := cnnlab pages tests benchmarks scripts app.py serve.py
 
 .PHONY: run test lint unit bench chromium servers worker clean lock
 

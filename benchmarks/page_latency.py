@@ -1,7 +1,7 @@
 """Benchmark: how long a Conv Lab edit and a Model Inspector model switch take in a real browser.
 
-Starts ``streamlit run app.py`` in a fresh ``CNNLAB_HOME`` and drives Debian's Chromium with
-Playwright (as the browser tests do):
+Starts ``streamlit run serve.py`` (as ``make run``) in a fresh ``CNNLAB_HOME`` and drives
+Debian's Chromium with Playwright (as the browser tests do):
 
 - ``conv_lab_edit_s``: from committing a kernel edit (3 ↔ 5, first layer) in the Conv Lab's
   layer table to the updated totals on the page (``conv_lab_edit_idle_s``: to the script run's
@@ -56,7 +56,7 @@ def start_server(home: Path) -> tuple[subprocess.Popen[bytes], str]:
     log = (home / "streamlit.log").open("wb")
     proc = subprocess.Popen(
         [
-            sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+            sys.executable, "-m", "streamlit", "run", "serve.py", "--server.headless", "true",
             "--server.port", str(port), "--browser.gatherUsageStats", "false",
             "--server.fileWatcherType", "none",
         ],

@@ -1,12 +1,12 @@
 """Soak: many runs queued at once on several workers while browser sessions poll the pages.
 
-Starts, on a fresh temporary ``CNNLAB_HOME``, the real app (``streamlit run app.py``) and a real
-consumer (``python -m cnnlab worker --workers W``); queues ``--runs`` small-cnn runs at once
-(again and again for ``--minutes``); keeps ``--sessions`` browser sessions (Chromium) on the Train
-page of running runs and on the Runs page, reloading them in turn. At the end it audits the run
-store: every run finished, each logged step holds all its metric rows (none missing), no
-(run, step, key) twice (none duplicated), and each Train page shows as many points as the store
-holds. Prints one JSON object::
+Starts, on a fresh temporary ``CNNLAB_HOME``, the real app (``streamlit run serve.py``, as
+``make run``) and a real consumer (``python -m cnnlab worker --workers W``); queues ``--runs``
+small-cnn runs at once (again and again for ``--minutes``); keeps ``--sessions`` browser
+sessions (Chromium) on the Train page of running runs and on the Runs page, reloading them in
+turn. At the end it audits the run store: every run finished, each logged step holds all its
+metric rows (none missing), no (run, step, key) twice (none duplicated), and each Train page
+shows as many points as the store holds. Prints one JSON object::
 
     python benchmarks/soak.py [--runs 4] [--workers 2] [--sessions 3] [--minutes 0] [--json]
 
@@ -92,7 +92,7 @@ def stack(workers: int, home: Path | None = None) -> Iterator[Stack]:
         app_log, worker_log = logs / "streamlit.log", logs / "worker.log"
         st = Stack(home=home, url=f"http://127.0.0.1:{port}", env=env)
         commands = (
-            ([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+            ([sys.executable, "-m", "streamlit", "run", "serve.py", "--server.headless", "true",
               "--server.port", str(port), "--server.address", "127.0.0.1",
               "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
              app_log),
@@ -228,11 +228,16 @@ class Pollers:
             self._load(page, target)
 
     def points(self, index: int) -> int | None:
-        """The "N points recorded" caption of a Train session (None when not shown)."""
-        box = self.pages[index].locator(".st-key-run-points")
-        if not box.count():
+        """The "N points recorded" count of a Train session: the live component's while the
+        run is active, the caption under the finished charts after (None when neither shows)."""
+        page = self.pages[index]
+        box = page.locator(".st-key-run-points")
+        if box.count():
+            return int(box.inner_text().split()[0].replace(",", ""))
+        if not page.locator(".st-key-live-run iframe").count():
             return None
-        return int(box.inner_text().split()[0].replace(",", ""))
+        text = page.frame_locator(".st-key-live-run iframe").first.locator("#points").inner_text()
+        return int(text.split()[0].replace(",", "")) if text.strip() else None
 
     def close(self) -> None:
         for context in self.contexts:

@@ -5,8 +5,8 @@ The app is served the way a user serves it (``scripts/serve.sh``: the worker and
 together) in a fresh ``CNNLAB_HOME``; runs are queued with ``cnnlab train --background``. For each
 case it reports the run's own ``train_seconds`` (training only, evaluation excluded), and over the
 run (queue → finished) the CPU seconds of the Streamlit server process and of Chromium (from
-``/proc/PID/stat``, utime + stime), and the chart lag: every watching tab records (with a
-``MutationObserver``) when the "N points recorded" caption under the live charts changes; a loss
+``/proc/PID/stat``, utime + stime), and the chart lag: every watching tab records (polling
+every 50 ms) when the "N points recorded" count of the live section changes; a loss
 row's lag is the first time a tab showed it minus the row's ``time`` in the store (same clock).
 ``chart_lag`` is the same for the live loss chart itself (the points its uPlot canvas holds, read
 from its component frame every 50 ms): the time to the chart having drawn the row.
@@ -57,19 +57,22 @@ OBSERVER = """() => {
   window.__points = [];
   window.__drawn = [];
   let last = null, lastDrawn = null;
-  const look = () => {
-    const el = document.querySelector('.st-key-run-points');
-    const n = el ? parseInt(el.innerText.replace(/,/g, ''), 10) : null;
-    if (n !== null && !Number.isNaN(n) && n !== last) {
-      last = n;
-      window.__points.push([Date.now() / 1000, n]);
-    }
+  const count = (el) => {
+    const n = el ? parseInt(el.textContent.replace(/,/g, ''), 10) : null;
+    return n === null || Number.isNaN(n) ? null : n;
   };
-  new MutationObserver(look).observe(document.body,
-    {subtree: true, childList: true, characterData: true});
-  look();
-  setInterval(() => {  // the live loss chart (uPlot in its component frame): points it holds
-    const frame = document.querySelector('.st-key-loss-chart iframe');
+  setInterval(() => {
+    // the live section: one component frame (progress, charts, "N points recorded"); older
+    // checkouts: the caption under the charts, the loss chart in its own frame
+    const frame = document.querySelector('.st-key-live-run iframe')
+      || document.querySelector('.st-key-loss-chart iframe');
+    const inner = frame && frame.contentDocument;
+    const shown = count(document.querySelector('.st-key-run-points'))
+      ?? count(inner && inner.getElementById('points'));
+    if (shown !== null && shown !== last) {
+      last = shown;
+      window.__points.push([Date.now() / 1000, shown]);
+    }
     const plot = frame && frame.contentWindow && frame.contentWindow.cnnlabLivePlot;
     const n = plot && plot.plot ? plot.plot.data[0].length : null;
     if (n !== null && n !== lastDrawn) {

@@ -13,7 +13,7 @@ from streamlit.errors import StreamlitAPIException
 from cnnlab.errors import UserError
 from cnnlab.format import md_escape
 from cnnlab.training.names import FINISHED
-from cnnlab.views import runview
+from cnnlab.views import live_feed, runview
 from cnnlab.views import train as tv
 from cnnlab.views.class_ui import classroom_sidebar
 from cnnlab.views.ui import (
@@ -21,7 +21,7 @@ from cnnlab.views.ui import (
     cached_estimate,
     cached_mnist,
     form_field,
-    live_plot,
+    live_run,
     metric_tiles,
     open_run_store,
     page_header,
@@ -43,6 +43,7 @@ if store is None:
     st.stop()
 worker_notice(store)
 viewer = classroom_sidebar()
+POLLED_TICK = "15s"  # polled live section: a safety net only (the component reports changes)
 state = st.session_state
 lab_spec = state.get("conv_lab_spec")
 for key, value in tv.form_defaults().items():
@@ -154,9 +155,15 @@ def watch(run_id: str, page_status: str) -> None:
             st.rerun()
 
 
-@st.fragment(run_every="1s" if page_run.active else None)
+polled = live_feed.mounted()  # serve.py: the browser polls the feed; else a 1 Hz fragment
+
+
+@st.fragment(run_every=(POLLED_TICK if polled else "1s") if page_run.active else None)
 def live(run_id: str, page_status: str) -> None:
-    """Status, stage, progress and curves; reads only the metric rows added since the last tick."""
+    """Status and Stop, then the live component (progress, curves) while the run is queued or
+    running, or the finished curves; reads only the metric rows added since the last run of it.
+    Polled, this reruns only when the component reports a new status (and, as a safety net,
+    every POLLED_TICK); pushed, every second with the feed as the component's argument."""
     try:
         run = store.get_run(run_id)
         if run is None or (run.status != page_status and run.done):
@@ -165,13 +172,16 @@ def live(run_id: str, page_status: str) -> None:
         curves = state.setdefault(f"curves:{run_id}", runview.Curves(run_id))
         smoothing = state.get(f"smooth:{run_id}", 0.6)
         view = tv.live_view(store, run, curves, page_status=page_status, smoothing=smoothing,
-                            charts=shared_live_charts, plots=shared_live_plots)  # fmt: skip
+                            charts=shared_live_charts,
+                            plots=(lambda *_: {}) if polled else shared_live_plots)  # fmt: skip
     except UserError as err:
         st.error(f"The run store cannot be read: {err}", icon="🚫")
         return
     with st.container(key="run-status"):
-        left, right = st.columns([5, 1], vertical_alignment="center")
+        left, middle, right = st.columns([4, 2, 1], vertical_alignment="center")
         left.markdown(f"**{view.status_line}**")
+        middle.slider("Smoothing", 0.0, 0.95, 0.6, 0.05, key=f"smooth:{run_id}",
+                      help="Exponential moving average of the step curves")  # fmt: skip
         if view.active and view.stop_requested:
             right.button("Stopping…", key="stop-button", disabled=True, width="stretch")
         elif view.active and right.button("⏹ Stop", key="stop-button", width="stretch",
@@ -182,22 +192,23 @@ def live(run_id: str, page_status: str) -> None:
                 st.error(problem, icon="🔒")
             else:
                 st.rerun(scope="fragment")
-        st.progress(view.fraction, text=view.progress_text)
     if view.message is not None:
         getattr(st, view.message.kind)(view.message.text, icon=view.message.icon)
-    st.columns([1, 2])[0].slider("Smoothing", 0.0, 0.95, 0.6, 0.05, key=f"smooth:{run_id}",
-                                 help="Exponential moving average of the step curves")  # fmt: skip
+    if view.active:  # progress, the three curves and the point count, in one component frame
+        with st.container(key="live-run"):
+            live_run(run_id, key=f"live-run:{run_id}", smoothing=smoothing, status=view.status,
+                     stop_requested=view.stop_requested,
+                     feed=None if polled else live_feed.feed_document(run_id, view,
+                                                                      curves.last_id))  # fmt: skip
+        return
+    st.progress(view.fraction, text=view.progress_text)
     places = [*st.columns(2), st.container()]
-    for place, (key, plot) in zip(places, view.plots.items(), strict=False):  # live: uPlot
-        with place.container(key=key):
-            live_plot(plot, key=f"{key}:{run_id}")
     for place, (key, fig) in zip(places, view.charts.items(), strict=False):  # ended: Plotly
         place.container(key=key).plotly_chart(fig, width="stretch", key=f"{key}:{run_id}")
     st.container(key="run-points").caption(
         f"{view.points} points recorded",
-        help="Live: every second the page reads only the new metric rows and hands the charts "
-        "(light canvas charts, uPlot) their new arrays; once the run ends they become "
-        "interactive Plotly charts",
+        help="While it ran, the charts were light canvas charts (uPlot) fed only the new rows; "
+        "now they are interactive Plotly charts (hover, zoom, export)",
     )
 
 

@@ -1,6 +1,7 @@
 """Shared fixtures: MNIST location, an isolated CNNLAB_HOME, and the real app in Chromium.
 
-Browser tests start the app as a user would (``streamlit run app.py``) on a free port, with the
+Browser tests start the app as ``make run`` does (``streamlit run serve.py``: app.py plus the
+live-feed route) on a free port, with the
 worker (``python -m cnnlab worker``) beside it when a test asks for ``worker``, both with a
 temporary ``CNNLAB_HOME``; Chromium is Debian's (/usr/bin/chromium) driven by Playwright.
 """
@@ -98,17 +99,26 @@ def server_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")
-def app_url(server_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``streamlit run app.py`` on a free port; yields its base URL."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("logs") / "streamlit.log"
-    cmd = [
-        sys.executable, "-m", "streamlit", "run", "app.py",
+ENTRY = "serve.py"
+"""What ``make run`` serves; ``app.py`` alone is the app without the live-feed route."""
+
+
+def streamlit_cmd(port: int, entry: str = ENTRY) -> list[str]:
+    """``streamlit run <entry>`` on 127.0.0.1:``port``, headless, no file watcher."""
+    return [
+        sys.executable, "-m", "streamlit", "run", entry,
         "--server.headless", "true", "--server.port", str(port),
         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
         "--server.fileWatcherType", "none",
     ]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def app_url(server_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``streamlit run serve.py`` on a free port; yields its base URL."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("logs") / "streamlit.log"
+    cmd = streamlit_cmd(port)
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=server_env, stdout=out, stderr=subprocess.STDOUT)
     try:

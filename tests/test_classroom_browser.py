@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 from browser_helpers import assert_no_exception, open_app, toggle_grid_row, wait_idle
-from conftest import free_port, stop, wait_http
+from conftest import free_port, stop, streamlit_cmd, wait_http
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from cnnlab.classroom import fair_queue
@@ -42,11 +41,7 @@ def klass(server_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) 
     env = {**server_env, "CNNLAB_HOME": str(home), ENV_VAR: hash_password(PASSWORD)}
     port = free_port()
     log = tmp_path_factory.mktemp("logs") / "class-streamlit.log"
-    cmd = [
-        sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-        "--server.port", str(port), "--server.address", "127.0.0.1",
-        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-    ]  # fmt: skip
+    cmd = streamlit_cmd(port)
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:

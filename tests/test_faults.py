@@ -155,7 +155,7 @@ def test_consumer_and_worker_sigkill_then_restart_runs_the_queue(
 @pytest.mark.browser
 def test_server_sigkill_mid_run_and_restart(procs: Processes, page, tmp_path: Path) -> None:
     from browser_helpers import assert_no_exception, open_app
-    from conftest import free_port, wait_http
+    from conftest import free_port, streamlit_cmd, wait_http
     from playwright.sync_api import expect
 
     store = RunStore()
@@ -163,11 +163,7 @@ def test_server_sigkill_mid_run_and_restart(procs: Processes, page, tmp_path: Pa
 
     def server() -> tuple[subprocess.Popen[bytes], str]:
         port = free_port()
-        proc = procs.start("streamlit", [
-            sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-            "--server.port", str(port), "--server.address", "127.0.0.1",
-            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-        ], env)  # fmt: skip
+        proc = procs.start("streamlit", streamlit_cmd(port), env)
         log = sorted(tmp_path.glob("streamlit-*.log"))[-1]
         wait_http(f"http://127.0.0.1:{port}/_stcore/health", "ok", 90, proc, log)  # type: ignore[arg-type]
         return proc, f"http://127.0.0.1:{port}"

@@ -5,12 +5,11 @@ system and can be switched."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from browser_helpers import assert_no_exception, open_app, screenshot
-from conftest import ROOT, free_port, stop, wait_http
+from conftest import ROOT, free_port, stop, streamlit_cmd, wait_http
 from playwright.sync_api import Browser, Page, expect
 
 pytestmark = pytest.mark.browser
@@ -97,19 +96,17 @@ def test_theme_follows_the_system_and_can_be_switched(
         context.close()
 
 
+@pytest.mark.parametrize("entry", ["serve.py", "app.py"])
 def test_a_fresh_server_opened_on_a_page_keeps_the_titled_navigation(
-    page: Page, server_env: dict[str, str], tmp_path: Path
+    page: Page, server_env: dict[str, str], tmp_path: Path, entry: str
 ) -> None:
     """The very first visitor of a new server opens /Runs, not /: Streamlit would run the page
     straight from pages/ (file names in the sidebar, "app" first) and stay so until someone
-    opens / — the page must still come up under app.py's titled navigation, at its address."""
+    opens / — the page must still come up under app.py's titled navigation, at its address.
+    Both entries: ``make run``'s serve.py and a plain ``streamlit run app.py``."""
     port = free_port()
     log = tmp_path / "streamlit.log"
-    cmd = [
-        sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-        "--server.port", str(port), "--server.address", "127.0.0.1",
-        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-    ]  # fmt: skip
+    cmd = streamlit_cmd(port, entry)
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=server_env, stdout=out, stderr=subprocess.STDOUT)
     try:

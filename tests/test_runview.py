@@ -149,11 +149,13 @@ def test_formatting_helpers() -> None:
 def test_status_line_and_config_text(store: RunStore) -> None:
     run_id = _run(store)
     store.mark_running(run_id, pid=1, device="cpu")
+    live = store.require_run(run_id)
+    assert runview.status_line(live) == "🏃 running · small-cnn · cpu"  # no clock that stops
     time.sleep(0.01)
     store.finish_run(run_id, "failed", error="boom")
     run = store.get_run(run_id)
     assert run is not None
-    assert runview.status_line(run).startswith("❌ failed · small-cnn · cpu")
+    assert runview.status_line(run).startswith("❌ failed · small-cnn · cpu · ")
     text = runview.config_text({"model": "vgg16", "input_size": 224, "epochs": 3,
                                 "batch_size": 16, "optimizer": "adam", "lr": 1e-4,
                                 "schedule": "constant", "train_limit": None, "seed": 0,

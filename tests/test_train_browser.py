@@ -4,13 +4,20 @@ Stop ends the run as ``stopped`` within seconds."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
+import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 from browser_helpers import assert_no_exception, open_app, screenshot, wait_idle
+from conftest import ROOT, free_port, stop, streamlit_cmd, wait_http
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Locator, Page, expect
 
 from cnnlab.training import loop
@@ -52,18 +59,42 @@ def launch(page: Page, app_url: str, limit: int, batch: int) -> str:
     return parse_qs(urlparse(page.url).query)["run"][0]
 
 
-def points(page: Page) -> int:
-    """How many loss points the live chart holds (the caption under the charts)."""
-    text = page.locator(".st-key-run-points").inner_text()
-    return int(text.split()[0])
+LIVE = ".st-key-live-run iframe[data-testid='stCustomComponentV1']"
+"""The live section while a run is queued or running: progress, the three uPlot charts and the
+point count in one component frame (cnnlab.views.live_feed)."""
+
+
+def live_state(page: Page) -> dict:
+    """What the live component holds now: its mode (poll or push), polls made, the loss chart's
+    steps and the point count it shows (empty values until it drew)."""
+    return (
+        page.frame_locator(LIVE)
+        .first.locator("body")
+        .evaluate(
+            "() => { const s = window.cnnlabLivePlot || {}; const p = s.plot;"
+            " return {mode: s.mode, polls: s.polls, steps: p ? Array.from(p.data[0]) : [],"
+            " points: document.getElementById('points').textContent}; }"
+        )
+    )
+
+
+def points(page: Page) -> int | None:
+    """How many loss points the page shows: the live component's count while the run is
+    active, the caption under the finished charts after (None while neither shows one)."""
+    if page.locator(".st-key-run-points").count():
+        return int(page.locator(".st-key-run-points").inner_text().split()[0].replace(",", ""))
+    if page.locator(LIVE).count():
+        text = live_state(page)["points"]
+        return int(text.split()[0].replace(",", "")) if text else None
+    return None
 
 
 def wait_points(page: Page, at_least: int, timeout_s: float = 60) -> int:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if page.locator(".st-key-run-points").count():
+        with contextlib.suppress(PlaywrightError):  # the frame can be swapped between reads
             n = points(page)
-            if n >= at_least:
+            if n is not None and n >= at_least:
                 return n
         page.wait_for_timeout(250)
     raise AssertionError(f"the live chart never reached {at_least} points")
@@ -90,22 +121,6 @@ def drawn_loss(page: Page) -> dict[str, list[float]]:
     )
 
 
-LIVE_LOSS = ".st-key-loss-chart iframe[data-testid='stCustomComponentV1']"
-"""The live loss chart while a run is queued or running: a uPlot canvas in a component frame."""
-
-
-def live_loss(page: Page) -> list[int]:
-    """The steps the live loss chart holds in the browser now (empty until it is drawn)."""
-    return (
-        page.frame_locator(LIVE_LOSS)
-        .first.locator("body")
-        .evaluate(
-            "() => { const p = window.cnnlabLivePlot && window.cnnlabLivePlot.plot;"
-            " return p ? Array.from(p.data[0]) : []; }"
-        )
-    )
-
-
 def draw_one(page: Page, try_it: Locator) -> None:
     """Draw a "1" on the Try-it canvas (strokes start below the canvas toolbar); the canvas is
     measured once visible, since the component loads after the page."""
@@ -127,15 +142,17 @@ def test_launch_stream_results_and_try_it(
     run_id = launch(page, app_url, limit=30_000, batch=32)  # ~940 steps: several seconds
     status = page.locator(".st-key-run-status")
     expect(status).to_contain_text(re.compile("queued|running"))
-    expect(page.locator(LIVE_LOSS).first).to_be_visible()
+    expect(page.locator(LIVE).first).to_be_visible()
     first = wait_points(page, 1)
     tall_screenshot(page, "train_running")
     grown = wait_points(page, first + 3)
     assert grown > first  # the chart grew without a page reload
     assert run_id in page.url
-    expect(page.frame_locator(LIVE_LOSS).first.locator("canvas")).to_be_visible()
-    live = live_loss(page)  # the live chart holds the store's rows in order: none lost or twice
-    assert len(live) >= first and live == loss_rows(server_env, run_id)[0][: len(live)]
+    expect(page.frame_locator(LIVE).first.locator("canvas").first).to_be_visible()
+    live = live_state(page)  # the loss chart holds the store's rows in order: none lost or twice
+    assert live["mode"] == "poll" and live["polls"] > 0  # serve.py: it fetches the feed itself
+    assert len(live["steps"]) >= first
+    assert live["steps"] == loss_rows(server_env, run_id)[0][: len(live["steps"])]
 
     expect(status).to_contain_text("finished", timeout=120_000)
     wait_idle(page)
@@ -196,7 +213,7 @@ def test_reload_and_second_tab_reattach_then_stop(page: Page, app_url: str, work
     # .first: while a busy server (2 cores, training) first renders a tab, Streamlit can briefly
     # hold the stale and the new chart element side by side until the script run completes.
     expect(other.locator(".st-key-run-status")).to_contain_text("running", timeout=60_000)
-    expect(other.locator(LIVE_LOSS).first).to_be_visible()
+    expect(other.locator(LIVE).first).to_be_visible()
     other.close()
     tall_screenshot(page, "train_reloaded_running")
 
@@ -209,6 +226,55 @@ def test_reload_and_second_tab_reattach_then_stop(page: Page, app_url: str, work
     expect(page.locator(".st-key-final-metrics")).to_have_count(0)  # no results for a stop
     expect(page.locator(".st-key-loss-chart [data-testid='stPlotlyChart']").first).to_be_visible()
     tall_screenshot(page, "train_stopped")
+    assert_no_exception(page)
+
+
+@pytest.fixture(scope="module")
+def plain_app_url(server_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory):
+    """``streamlit run app.py`` (no live-feed route) on the same home as ``app_url``."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("logs") / "plain-streamlit.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(streamlit_cmd(port, "app.py"), cwd=ROOT, env=server_env,
+                                stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        wait_http(f"http://127.0.0.1:{port}/_stcore/health", "ok", 90, proc, log)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(proc)
+
+
+def feed(app_url: str, run_id: str, query: str = "") -> tuple[int, dict]:
+    """GET the run's live feed from serve.py's route: status and JSON body."""
+    try:
+        with urllib.request.urlopen(f"{app_url}/api/runs/{run_id}/live{query}") as reply:
+            return reply.status, json.loads(reply.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_plain_app_py_pushes_the_feed_that_serve_py_serves(
+    page: Page, plain_app_url: str, app_url: str, worker: None, server_env: dict[str, str]
+) -> None:
+    """Without serve.py's route (``streamlit run app.py``) the fragment pushes the same
+    document once a second; the route answers a good poll with the store's rows and a bad one
+    with 400 and a message."""
+    run_id = launch(page, plain_app_url, limit=30_000, batch=32)
+    wait_points(page, 3)
+    live = live_state(page)
+    assert live["mode"] == "push" and live["polls"] == 0
+    steps = loss_rows(server_env, run_id)[0]
+    assert len(live["steps"]) >= 3 and live["steps"] == steps[: len(live["steps"])]
+    status, doc = feed(app_url, run_id, "?smoothing=0.6")
+    assert status == 200 and doc["run"] == run_id and doc["status"] in ("running", "finished")
+    served = doc["plots"]["loss-chart"]["data"][0]
+    assert served == loss_rows(server_env, run_id)[0][: doc["points"]]
+    status, doc = feed(app_url, run_id, "?smoothing=7")
+    assert status == 400 and "smoothing" in doc["error"]
+    assert feed(app_url, "0123456789ab")[0] == 404
+    expect(page.locator(".st-key-run-status")).to_contain_text("finished", timeout=120_000)
+    expect(page.locator(".st-key-final-metrics")).to_be_visible()
+    assert points(page) == logged_losses(server_env, run_id)
     assert_no_exception(page)
 
 

@@ -319,11 +319,12 @@ STATUS_ICONS = {
 
 
 def status_line(run: Run) -> str:
-    """``✅ finished · small-cnn · cpu · 41 s``."""
+    """``✅ finished · small-cnn · cpu · 41 s``; no duration while queued or running (the line
+    is drawn when the status changes, not every tick: the progress line has the ETA)."""
     parts = [f"{STATUS_ICONS.get(run.status, '')} {run.status}".strip(), run.model]
     if run.device:
         parts.append(run.device)
-    if run.duration is not None:
+    if run.duration is not None and not run.active:
         parts.append(duration_text(run.duration))
     return " · ".join(parts)
 

@@ -21,6 +21,7 @@ from cnnlab.training.config import TrainConfig
 from cnnlab.training.data import MnistSplit, load_mnist
 from cnnlab.training.estimate import CostEstimate, estimate_cost
 from cnnlab.training.store import RunStore
+from cnnlab.views import live_feed
 from cnnlab.views.live_plot import LivePlot, live_plots
 from cnnlab.views.run_charts import live_charts
 from cnnlab.views.runview import Curves
@@ -228,15 +229,26 @@ def shared_live_plots(curves: Curves, epochs: Any, smoothing: float) -> dict[str
                         curves, live_plots)  # fmt: skip
 
 
-_LIVE_PLOT = components.declare_component(
-    "live_plot", path=str(Path(__file__).with_name("assets") / "live_plot")
+_LIVE_RUN = components.declare_component(
+    "live_run", path=str(Path(__file__).with_name("assets") / "live_plot")
 )
 
 
-def live_plot(spec: LivePlot, key: str) -> None:
-    """A live training chart (:mod:`cnnlab.views.live_plot`): made once in the browser, then
-    each tick only hands it the new arrays."""
-    _LIVE_PLOT(spec=spec, key=key, default=None)
+def live_run(
+    run_id: str, *, key: str, smoothing: float, status: str, stop_requested: bool,
+    feed: dict[str, Any] | None = None,
+) -> None:  # fmt: skip
+    """A running run's progress, live charts and point count (:mod:`cnnlab.views.live_feed`):
+    polled by the browser from the feed route when this server mounts it and ``feed`` is None,
+    else drawn from ``feed`` (a fragment pushing it every tick). The charts are made once in the
+    browser and then only given new arrays. When the run's status (or its stop request) moves
+    on from ``status``, the component sets its value, which reruns the calling fragment."""
+    url = None
+    if feed is None:
+        url = live_feed.feed_url(run_id, str(st.get_option("server.baseUrlPath") or ""))
+    _LIVE_RUN(url=url, feed=feed, smoothing=float(smoothing), status=status,
+              stop_requested=stop_requested, poll_ms=live_feed.POLL_MS, key=key,
+              default=None)  # fmt: skip
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the trained model…")
