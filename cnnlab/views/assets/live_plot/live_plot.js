@@ -182,7 +182,9 @@ window.addEventListener("message", (event) => {
   if (!event.data || event.data.type !== "streamlit:render") return;
   const before = args;
   args = event.data.args;
+  const ink = theme && theme.textColor;
   theme = event.data.theme || theme;
+  if (theme && theme.textColor !== ink) version = null;  // new colours: the next poll redraws
   document.body.style.color = (theme && theme.textColor) || "";
   if (theme && theme.primaryColor) {
     document.getElementById("progress-fill").style.background = theme.primaryColor;
