@@ -332,6 +332,12 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="5,000 digits, 1 tab, no CLI")
     parser.add_argument("--json", action="store_true", help="(always JSON; kept for make bench)")
     parser.add_argument("--tab-cost", type=float, metavar="S", help="one tab's CPU, S s a case")
+    parser.add_argument(
+        "--worker-spin",
+        type=int,
+        metavar="N",
+        help="GOMP_SPINCOUNT for the served worker (default: its own choice)",
+    )
     parser.add_argument("--settle", type=float, default=3.0, help="s the tabs settle first")
     args = parser.parse_args()
     if args.quick:
@@ -353,6 +359,8 @@ def main() -> int:
         port = free_port()
         log = home / "serve.log"
         env = {**bench.env, "PY": args.python, "PORT": str(port)}
+        if args.worker_spin is not None:  # the served worker only (the CLI run keeps its own)
+            env["GOMP_SPINCOUNT"] = str(args.worker_spin)
         with log.open("w") as out:
             serve = subprocess.Popen(
                 ["bash", str(bench.root / "scripts" / "serve.sh")], cwd=bench.root, env=env,
@@ -365,6 +373,7 @@ def main() -> int:
             server_pid = next(
                 pid for pid, cmd in descendants(serve.pid).items() if "streamlit" in cmd
             )
+            result["worker_spin"] = args.worker_spin
             result["server_nice"] = int(
                 Path(f"/proc/{server_pid}/stat").read_text().rsplit(")", 1)[1].split()[16]
             )
