@@ -18,14 +18,14 @@ Conventions (fixed across cnnlab; :data:`CONVENTIONS_MARKDOWN` renders them for 
 
 from __future__ import annotations
 
+import importlib
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
-from torchvision.models.swin_transformer import ShiftedWindowAttention
-from torchvision.ops import StochasticDepth
-from torchvision.ops.misc import Permute
 
 Shape = Sequence[int]
 
@@ -55,33 +55,56 @@ tensors directly, e.g. ``MultiheadAttention`` and its ``out_proj``)."""
 RULE_DOCS: list[tuple[str, str, str, str]] = []
 """(layer kinds, params, MACs, FLOPs) rows for :data:`CONVENTIONS_MARKDOWN`."""
 
+_LAZY: dict[str, tuple[Rule, bool]] = {}
+"""``"module:Class"`` → (rule, atomic) for torchvision's layer classes, bound to the class once
+torchvision is imported: a model can hold one only after that, and importing torchvision just
+to register them cost ``cnnlab train`` ~1.5 s for models that have none."""
+
 
 def register(
-    *types: type, params: str, macs: str, flops: str, atomic: bool = False
+    *types: type | str, params: str, macs: str, flops: str, atomic: bool = False
 ) -> Callable[[Rule], Rule]:
-    """Register a rule for module classes, with its documentation row.
-
-    ``atomic``: the rule counts the module together with its children.
+    """Register a rule for module classes (or ``"module:Class"`` names, bound lazily), with
+    its documentation row. ``atomic``: the rule counts the module together with its children.
     """
 
     def deco(fn: Rule) -> Rule:
         for t in types:
+            if isinstance(t, str):
+                _LAZY[t] = (fn, atomic)
+                continue
             RULES[t] = fn
             if atomic:
                 ATOMIC.add(t)
-        RULE_DOCS.append((", ".join(t.__name__ for t in types), params, macs, flops))
+        kinds = (t.rpartition(":")[2] if isinstance(t, str) else t.__name__ for t in types)
+        RULE_DOCS.append((", ".join(kinds), params, macs, flops))
         return fn
 
     return deco
 
 
+def _bind_lazy() -> None:
+    """Give the named classes their rules once their package is imported."""
+    for name in [n for n in _LAZY if n.partition(".")[0].partition(":")[0] in sys.modules]:
+        module, _, cls_name = name.partition(":")
+        fn, atomic = _LAZY.pop(name)
+        cls = getattr(importlib.import_module(module), cls_name)
+        RULES[cls] = fn
+        if atomic:
+            ATOMIC.add(cls)
+
+
 def is_atomic(module: nn.Module) -> bool:
     """Whether ``module`` is counted as one unit with its children."""
+    if _LAZY:
+        _bind_lazy()
     return any(cls in ATOMIC for cls in type(module).__mro__)
 
 
 def rule_for(module: nn.Module) -> Rule | None:
     """The rule for ``module`` (nearest class along its MRO), or None."""
+    if _LAZY:
+        _bind_lazy()
     for cls in type(module).__mro__:
         rule = RULES.get(cls)
         if rule is not None:
@@ -531,17 +554,21 @@ def attention_rule(module: nn.Module, in_shape: Shape, out_shape: Shape) -> Coun
     return Count(params, macs, flops, p_text, m_text, f_text)
 
 
+SWIN_ATTENTION = "torchvision.models.swin_transformer:ShiftedWindowAttention"
+
+
 @register(
-    ShiftedWindowAttention,
+    SWIN_ATTENTION,
     params="q/k/v and out projections + relative position bias table (V2: its MLP)",
     macs="T × C × 3C (q, k, v) + 2 × T × w_h·w_w × C (QKᵀ, AV) + T × C × C (out), T = tokens "
     "after padding to whole windows; V2 adds its position-bias MLP",
     flops="2 × MACs + bias adds + 3 per attention score (softmax)",
     atomic=True,
 )
-def window_attention_rule(module: nn.Module, in_shape: Shape, out_shape: Shape) -> Count:
+def window_attention_rule(layer: nn.Module, in_shape: Shape, out_shape: Shape) -> Count:
     """Swin's (shifted) window attention: attention within w_h × w_w windows of B × H × W × C."""
-    assert isinstance(module, ShiftedWindowAttention)
+    assert type(layer).__name__.startswith("ShiftedWindowAttention")  # (or its V2)
+    module: Any = layer  # torchvision's class, bound lazily (its attributes are read below)
     b, h, w, c = (int(s) for s in in_shape)
     wh, ww = (int(s) for s in module.window_size)
     pad_h, pad_w = -(-h // wh) * wh, -(-w // ww) * ww
@@ -591,8 +618,8 @@ register(
     nn.Flatten,
     nn.Unflatten,
     *IDENTITY_AT_INFERENCE,
-    StochasticDepth,
-    Permute,
+    "torchvision.ops.stochastic_depth:StochasticDepth",
+    "torchvision.ops.misc:Permute",
     params="0",
     macs="0",
     flops="0 (reshape or permute; dropout and stochastic depth are the identity at inference)",

@@ -14,7 +14,6 @@ from dataclasses import replace
 from typing import Any
 
 import torch
-import torchvision
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
@@ -63,9 +62,18 @@ NATIVE_INPUT: dict[str, tuple[int, int, int]] = {"inception_v3": (3, 299, 299)}
 MNIST_CLASSES = 10
 
 
+def _torchvision() -> Any:
+    """torchvision, imported on first use: ~1.5 s (with torch._dynamo, which its ops pull in)
+    that small-cnn, lenet5 and Conv Lab stacks never need (``cnnlab train`` with defaults)."""
+    import torchvision  # lazy, see the docstring
+
+    return torchvision
+
+
 @functools.cache
 def _torchvision_names() -> tuple[str, ...]:
-    return tuple(torchvision.models.list_models(module=torchvision.models))
+    models = _torchvision().models
+    return tuple(models.list_models(module=models))
 
 
 def list_models() -> list[str]:
@@ -117,7 +125,7 @@ def student_layer_names(name: str, layers: Sequence[tuple[str, str]]) -> dict[st
 
 def _alexnet_report(num_classes: int) -> nn.Module:
     """torchvision AlexNet with the report's classifier: 9216 → 4096 → 1024 → classes."""
-    model = torchvision.models.alexnet(weights=None)
+    model = _torchvision().models.alexnet(weights=None)
     model.classifier[4] = nn.Linear(4096, 1024)
     model.classifier[6] = nn.Linear(1024, num_classes)
     return model
@@ -138,7 +146,7 @@ def _builder(name: str) -> Callable[[int], nn.Module]:
             kwargs = {"aux_logits": False, "init_weights": False}
         elif name == "inception_v3":
             kwargs = {"init_weights": False}
-        return lambda classes: torchvision.models.get_model(
+        return lambda classes: _torchvision().models.get_model(
             name, weights=None, num_classes=classes, **kwargs
         )
     raise _unknown(name)

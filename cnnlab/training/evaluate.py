@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from sklearn import metrics as skm
 from torch import nn
 
 from cnnlab.devices import autocast
@@ -16,6 +16,21 @@ from cnnlab.training.recipe import NUM_CLASSES, prepare
 from cnnlab.training.watcher import Stopped
 
 MISTAKES = 24  # how many confidently wrong test digits to keep
+
+
+def _metrics() -> Any:
+    """``sklearn.metrics``, imported on first use: with scipy it costs ~2 s, which a foreground
+    ``cnnlab train`` would otherwise pay before its first step (:func:`preload_metrics`)."""
+    from sklearn import metrics  # lazy, see the docstring
+
+    return metrics
+
+
+def preload_metrics() -> None:
+    """Import ``sklearn.metrics`` in a background thread while the run trains (nothing when it
+    is imported already), so neither the first step nor the summary waits for it."""
+    if "sklearn.metrics" not in sys.modules:
+        threading.Thread(target=_metrics, name="cnnlab-import-sklearn", daemon=True).start()
 
 
 def eval_batch_size(batch_size: int, size: int) -> int:
@@ -56,6 +71,7 @@ def summarise(probs: torch.Tensor, labels: torch.Tensor, images: torch.Tensor) -
     y_true = labels.cpu().numpy()
     y_pred = probs.argmax(1).numpy()
     classes = list(range(NUM_CLASSES))
+    skm = _metrics()
     precision, recall, f1, _ = skm.precision_recall_fscore_support(
         y_true, y_pred, labels=classes, average="macro", zero_division=0
     )

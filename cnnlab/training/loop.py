@@ -36,7 +36,7 @@ from cnnlab.training import names
 from cnnlab.training.checkpoints import INITIAL, save_checkpoint, save_initial
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.data import load_mnist
-from cnnlab.training.evaluate import eval_batch_size, evaluate, summarise
+from cnnlab.training.evaluate import eval_batch_size, evaluate, preload_metrics, summarise
 from cnnlab.training.names import FAILED, FINISHED, INTERRUPTED, STOPPED
 from cnnlab.training.recipe import build, make_optimizer, make_schedule, prepare, seed_everything
 from cnnlab.training.store import RunStore
@@ -115,6 +115,7 @@ def warm_up(config: TrainConfig | None = None) -> None:
         torch.set_num_threads(cpu_threads())
     images = load_mnist("train", data_dir=config.data_dir).images
     load_mnist("test", data_dir=config.data_dir)
+    preload_metrics()  # the summary's scikit-learn, imported while this warms the kernels
     model = build(config, device)
     x = prepare(images[: config.batch_size].to(device), config.input_size, device)
     with autocast(device):
@@ -189,6 +190,7 @@ def _train(
 
     # Data: uint8 tensors resident on the training device.
     stage.enter(names.LOADING)
+    preload_metrics()  # scikit-learn for the summary, imported while this trains
     if device.type == "cpu":
         torch.set_num_threads(cpu_threads())
     if device.type == "cuda":
