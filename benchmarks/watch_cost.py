@@ -336,7 +336,12 @@ def main() -> int:
         "--worker-spin",
         type=int,
         metavar="N",
-        help="GOMP_SPINCOUNT for the served worker (default: its own choice)",
+        help="GOMP_SPINCOUNT for the served worker (default: its own choice, 10000)",
+    )
+    parser.add_argument(
+        "--worker-passive",
+        action="store_true",
+        help="OMP_WAIT_POLICY=PASSIVE for the served worker (its default before 2026-12-04)",
     )
     parser.add_argument("--settle", type=float, default=3.0, help="s the tabs settle first")
     args = parser.parse_args()
@@ -361,6 +366,8 @@ def main() -> int:
         env = {**bench.env, "PY": args.python, "PORT": str(port)}
         if args.worker_spin is not None:  # the served worker only (the CLI run keeps its own)
             env["GOMP_SPINCOUNT"] = str(args.worker_spin)
+        if args.worker_passive:
+            env["OMP_WAIT_POLICY"] = "PASSIVE"
         with log.open("w") as out:
             serve = subprocess.Popen(
                 ["bash", str(bench.root / "scripts" / "serve.sh")], cwd=bench.root, env=env,
@@ -374,6 +381,7 @@ def main() -> int:
                 pid for pid, cmd in descendants(serve.pid).items() if "streamlit" in cmd
             )
             result["worker_spin"] = args.worker_spin
+            result["worker_passive"] = args.worker_passive
             result["server_nice"] = int(
                 Path(f"/proc/{server_pid}/stat").read_text().rsplit(")", 1)[1].split()[16]
             )
