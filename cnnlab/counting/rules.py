@@ -567,7 +567,9 @@ SWIN_ATTENTION = "torchvision.models.swin_transformer:ShiftedWindowAttention"
 )
 def window_attention_rule(layer: nn.Module, in_shape: Shape, out_shape: Shape) -> Count:
     """Swin's (shifted) window attention: attention within w_h × w_w windows of B × H × W × C."""
-    assert type(layer).__name__.startswith("ShiftedWindowAttention")  # (or its V2)
+    assert any(  # isinstance(layer, ShiftedWindowAttention), V2 included, without the import
+        f"{c.__module__}:{c.__name__}" == SWIN_ATTENTION for c in type(layer).__mro__
+    )
     module: Any = layer  # torchvision's class, bound lazily (its attributes are read below)
     b, h, w, c = (int(s) for s in in_shape)
     wh, ww = (int(s) for s in module.window_size)
