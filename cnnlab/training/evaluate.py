@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 from typing import Any
 
@@ -18,19 +17,18 @@ from cnnlab.training.watcher import Stopped
 MISTAKES = 24  # how many confidently wrong test digits to keep
 
 
-def _metrics() -> Any:
-    """``sklearn.metrics``, imported on first use: with scipy it costs ~2 s, which a foreground
-    ``cnnlab train`` would otherwise pay before its first step (:func:`preload_metrics`)."""
+def import_metrics() -> Any:
+    """``sklearn.metrics``, imported on first use (~1 s of CPU with scipy).
+
+    Only the final summary needs it, so a run imports it after its last test evaluation, not
+    in a background thread while it trains: on a machine whose cores all train, that thread
+    slowed the one-click run by 1–2 s (``benchmarks/time_to_accuracy.py``, 2-core VM,
+    2026-12-04: 11.6 s → 9.4 s to the first test accuracy, the end no later). A worker imports
+    it in its warm-up (:func:`cnnlab.training.loop.warm_up`), before any run.
+    """
     from sklearn import metrics  # lazy, see the docstring
 
     return metrics
-
-
-def preload_metrics() -> None:
-    """Import ``sklearn.metrics`` in a background thread while the run trains (nothing when it
-    is imported already), so neither the first step nor the summary waits for it."""
-    if "sklearn.metrics" not in sys.modules:
-        threading.Thread(target=_metrics, name="cnnlab-import-sklearn", daemon=True).start()
 
 
 def eval_batch_size(batch_size: int, size: int) -> int:
@@ -71,7 +69,7 @@ def summarise(probs: torch.Tensor, labels: torch.Tensor, images: torch.Tensor) -
     y_true = labels.cpu().numpy()
     y_pred = probs.argmax(1).numpy()
     classes = list(range(NUM_CLASSES))
-    skm = _metrics()
+    skm = import_metrics()
     precision, recall, f1, _ = skm.precision_recall_fscore_support(
         y_true, y_pred, labels=classes, average="macro", zero_division=0
     )

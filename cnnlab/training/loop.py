@@ -36,7 +36,7 @@ from cnnlab.training import names
 from cnnlab.training.checkpoints import INITIAL, save_checkpoint, save_initial
 from cnnlab.training.config import TrainConfig
 from cnnlab.training.data import load_mnist
-from cnnlab.training.evaluate import eval_batch_size, evaluate, preload_metrics, summarise
+from cnnlab.training.evaluate import eval_batch_size, evaluate, import_metrics, summarise
 from cnnlab.training.names import FAILED, FINISHED, INTERRUPTED, STOPPED
 from cnnlab.training.recipe import build, make_optimizer, make_schedule, prepare, seed_everything
 from cnnlab.training.store import RunStore
@@ -45,6 +45,7 @@ from cnnlab.training.watcher import STOPPED_TEXT, Stopped, Watcher
 LOG_POINTS = 200  # at most about this many metric records per run …
 LOG_INTERVAL_S = 0.2  # … and at most five a second (plus the first step and each epoch's end)
 SUMMARY_GUESS_S = 0.2  # the final summary (scikit-learn) before the checkpoint is written
+IMPORT_GUESS_S = 1.0  # importing scikit-learn for it, where this process has not yet
 WRITE_BYTES_PER_S = 200e6  # a guess for how fast the checkpoint is written
 
 
@@ -115,7 +116,7 @@ def warm_up(config: TrainConfig | None = None) -> None:
         torch.set_num_threads(cpu_threads())
     images = load_mnist("train", data_dir=config.data_dir).images
     load_mnist("test", data_dir=config.data_dir)
-    preload_metrics()  # the summary's scikit-learn, imported while this warms the kernels
+    import_metrics()  # the summary's scikit-learn, here rather than during a run (see there)
     model = build(config, device)
     x = prepare(images[: config.batch_size].to(device), config.input_size, device)
     with autocast(device):
@@ -190,7 +191,6 @@ def _train(
 
     # Data: uint8 tensors resident on the training device.
     stage.enter(names.LOADING)
-    preload_metrics()  # scikit-learn for the summary, imported while this trains
     if device.type == "cpu":
         torch.set_num_threads(cpu_threads())
     if device.type == "cuda":
@@ -215,7 +215,9 @@ def _train(
         device,
         total_steps=total_steps,
         test_images=len(y_test),
-        finish_s=SUMMARY_GUESS_S + 4 * params / WRITE_BYTES_PER_S,
+        finish_s=SUMMARY_GUESS_S
+        + (0.0 if "sklearn.metrics" in sys.modules else IMPORT_GUESS_S)
+        + 4 * params / WRITE_BYTES_PER_S,
     )
 
     step, point = 0, None
